@@ -1,0 +1,216 @@
+//! `keymanager dev`: the whole product on one machine with no other service.
+//!
+//! Starts the TSB emulator in-process with a persistent state directory, provisions a management
+//! partition and two demo tenant partitions (each with its own API key), establishes the
+//! installation record on the management partition, and serves the control plane on 127.0.0.1.
+//! Restarting with the same state directory keeps every key, data object and credential.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use km_core::{Installation, Readiness, SystemClock};
+use km_hsm_tsb::TsbHsm;
+use km_tsb::{ApiKeys, TsbClient};
+use km_tsb_emulator::{ApiKeyGroups, Emulator, EmulatorConfig, PartitionConfig, Storage};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::http::{self, AppState};
+
+/// The partition holding keymanager's own state.
+const MANAGEMENT_PARTITION: &str = "management";
+/// Demo tenant partitions, so the console has something to switch between.
+const DEMO_PARTITIONS: [&str; 2] = ["acme", "globex"];
+
+/// Options of `keymanager dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// State directory: emulator data (encrypted at rest) and the dev partitions' API keys.
+    #[arg(long, env = "KEYMANAGER_DEV_STATE_DIR", default_value = ".keymanager-dev")]
+    state_dir: PathBuf,
+    /// Address the control plane listens on.
+    #[arg(long, env = "KEYMANAGER_DEV_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Address the embedded TSB emulator listens on (so other TSB clients can use it too).
+    #[arg(long, env = "KEYMANAGER_DEV_EMULATOR_LISTEN", default_value = "127.0.0.1:8081")]
+    emulator_listen: SocketAddr,
+}
+
+/// API keys of the dev partitions, generated on first start and kept in the state directory.
+/// Written only through [`ExposedCredentials`], so a key can never be serialised by accident.
+#[derive(Deserialize)]
+struct DevCredentials {
+    partitions: Vec<DevPartition>,
+}
+
+#[derive(Deserialize)]
+struct DevPartition {
+    name: String,
+    api_key: SecretString,
+}
+
+impl DevCredentials {
+    const FILE: &'static str = "dev-credentials.json";
+
+    fn generate() -> anyhow::Result<Self> {
+        let names = std::iter::once(MANAGEMENT_PARTITION).chain(DEMO_PARTITIONS);
+        let partitions = names
+            .map(|name| Ok(DevPartition { name: name.to_owned(), api_key: random_api_key()? }))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { partitions })
+    }
+
+    /// Loads the credentials, or creates them (mode 0600) on first start.
+    fn load_or_create(state_dir: &Path) -> anyhow::Result<Self> {
+        let path = state_dir.join(Self::FILE);
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            return serde_json::from_str(&text).with_context(|| {
+                format!("{} is damaged; delete the state directory to start afresh", path.display())
+            });
+        }
+        let credentials = Self::generate()?;
+        let text = serde_json::to_string_pretty(&ExposedCredentials(&credentials))?;
+        write_private_file(&path, text.as_bytes())?;
+        Ok(credentials)
+    }
+
+    fn api_key(&self, partition: &str) -> anyhow::Result<&SecretString> {
+        self.partitions
+            .iter()
+            .find(|p| p.name == partition)
+            .map(|p| &p.api_key)
+            .with_context(|| format!("{} has no API key for partition {partition}", Self::FILE))
+    }
+}
+
+/// Serialises the credentials with the keys in clear — only ever into the 0600 state file.
+struct ExposedCredentials<'a>(&'a DevCredentials);
+
+impl Serialize for ExposedCredentials<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let partitions: Vec<_> = self
+            .0
+            .partitions
+            .iter()
+            .map(|p| serde_json::json!({ "name": p.name, "api_key": p.api_key.expose_secret() }))
+            .collect();
+        serde_json::json!({ "partitions": partitions }).serialize(serializer)
+    }
+}
+
+fn random_api_key() -> anyhow::Result<SecretString> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    Ok(SecretString::from(format!("km-dev-{}", hex::encode(bytes))))
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn partition_config(name: &str, credentials: &DevCredentials) -> anyhow::Result<PartitionConfig> {
+    let key = credentials.api_key(name)?.expose_secret().to_owned();
+    let api_keys = ApiKeyGroups {
+        key_management: vec![key.clone()],
+        key_operation: vec![key.clone()],
+        approver: vec![key.clone()],
+        service: vec![key.clone()],
+        approver_key_management: vec![key],
+    };
+    Ok(PartitionConfig { name: name.to_owned(), api_keys })
+}
+
+fn client_for(url: String, api_key: &SecretString) -> anyhow::Result<TsbClient> {
+    Ok(TsbClient::builder(&url).api_keys(ApiKeys::all(vec![api_key.clone()])).build()?)
+}
+
+/// Runs `keymanager dev` until Ctrl-C.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.state_dir)
+        .with_context(|| format!("creating state directory {}", args.state_dir.display()))?;
+    let credentials = DevCredentials::load_or_create(&args.state_dir)?;
+
+    let partitions = std::iter::once(MANAGEMENT_PARTITION)
+        .chain(DEMO_PARTITIONS)
+        .map(|name| partition_config(name, &credentials))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let emulator = Emulator::start(EmulatorConfig {
+        listen: args.emulator_listen,
+        storage: Storage::Directory(args.state_dir.join("tsb")),
+        partitions,
+        tls: None,
+        admin_api: false,
+    })
+    .await
+    .context("starting the embedded TSB emulator")?;
+
+    let management = Arc::new(TsbHsm::new(client_for(
+        emulator.partition_url(MANAGEMENT_PARTITION),
+        credentials.api_key(MANAGEMENT_PARTITION)?,
+    )?));
+    let installation = Installation::new(management.clone(), Arc::new(SystemClock))
+        .ensure()
+        .await
+        .context("establishing the installation record on the management partition")?;
+
+    let acceptor = TcpListener::bind(args.listen)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("binding the control plane to {}", args.listen))?;
+    let control_plane = acceptor
+        .local_addr()
+        .first()
+        .and_then(|addr| addr.as_socket_addr().copied())
+        .context("the control plane listener has no address")?;
+
+    let state = AppState { readiness: Arc::new(Readiness::new(management)) };
+    print_banner(control_plane, &emulator.base_url(), &args.state_dir, &installation.installation_id);
+
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            http::routes(state),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+            Some(std::time::Duration::from_secs(5)),
+        )
+        .await
+        .context("serving the control plane")?;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // the banner is the command's output
+fn print_banner(control_plane: SocketAddr, emulator: &str, state_dir: &Path, installation: &str) {
+    println!("keymanager dev is ready");
+    println!("  control plane   http://{control_plane}   (GET /healthz, /readyz)");
+    println!(
+        "  TSB emulator    {emulator}   partitions: {MANAGEMENT_PARTITION} (keymanager state), {}",
+        DEMO_PARTITIONS.join(", ")
+    );
+    for name in std::iter::once(MANAGEMENT_PARTITION).chain(DEMO_PARTITIONS) {
+        println!("    {name:<12}  {emulator}/partitions/{name}");
+    }
+    println!(
+        "  state           {}   (API keys in {})",
+        state_dir.display(),
+        state_dir.join(DevCredentials::FILE).display()
+    );
+    println!("  installation    {installation}");
+    println!("Press Ctrl-C to stop.");
+}
