@@ -1,5 +1,9 @@
 //! keymanager's end-to-end suite: ONE test binary, one module per area. Every test drives real
 //! components — the `keymanager` binary, the TSB emulator over real HTTP/TLS — started on port 0.
 
+// A test binary: failing loudly on the first unexpected value is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod dev_command;
+mod installation;
 mod support;

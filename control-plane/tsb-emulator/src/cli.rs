@@ -72,7 +72,12 @@ impl EmulatorArgs {
             cfg.admin_api = true;
         }
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            cfg.tls = Some(TlsConfig::from_files(cert, key, self.client_ca.as_deref(), self.client_auth)?);
+            cfg.tls = Some(TlsConfig::from_files(
+                cert,
+                key,
+                self.client_ca.as_deref(),
+                self.client_auth,
+            )?);
         }
         cfg.validate()?;
         Ok(cfg)
@@ -140,7 +145,15 @@ mod tests {
         assert_eq!(cfg.listen.port(), 8080);
         assert!(matches!(cfg.storage, Storage::Ephemeral));
         assert!(!cfg.admin_api);
-        let t = T::try_parse_from(["x", "--listen", "127.0.0.1:0", "--state-dir", "/tmp/x", "--faults"]).unwrap();
+        let t = T::try_parse_from([
+            "x",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            "/tmp/x",
+            "--faults",
+        ])
+        .unwrap();
         let cfg = t.args.to_config().unwrap();
         assert_eq!(cfg.listen.port(), 0);
         assert!(matches!(cfg.storage, Storage::Directory(_)));

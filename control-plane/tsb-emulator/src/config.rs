@@ -95,7 +95,10 @@ impl ApiKeyGroups {
             (KeyGroup::KeyOperation, &self.key_operation),
             (KeyGroup::Approver, &self.approver),
             (KeyGroup::Service, &self.service),
-            (KeyGroup::ApproverKeyManagement, &self.approver_key_management),
+            (
+                KeyGroup::ApproverKeyManagement,
+                &self.approver_key_management,
+            ),
         ]
         .into_iter()
     }
@@ -119,7 +122,10 @@ impl fmt::Debug for ApiKeyGroups {
             .field("key_operation", &self.key_operation.len())
             .field("approver", &self.approver.len())
             .field("service", &self.service.len())
-            .field("approver_key_management", &self.approver_key_management.len())
+            .field(
+                "approver_key_management",
+                &self.approver_key_management.len(),
+            )
             .finish()
     }
 }
@@ -150,9 +156,15 @@ pub struct TlsConfig {
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfig")
-            .field("cert_chain_pem", &format_args!("<{} bytes>", self.cert_chain_pem.len()))
+            .field(
+                "cert_chain_pem",
+                &format_args!("<{} bytes>", self.cert_chain_pem.len()),
+            )
             .field("private_key_pem", &"<redacted>")
-            .field("client_ca_pem", &self.client_ca_pem.as_ref().map(|c| c.len()))
+            .field(
+                "client_ca_pem",
+                &self.client_ca_pem.as_ref().map(|c| c.len()),
+            )
             .field("client_auth", &self.client_auth)
             .finish()
     }
@@ -207,8 +219,9 @@ impl FileConfig {
         let text = std::fs::read_to_string(path).map_err(|e| {
             EmulatorError::Config(format!("cannot read config file {}: {e}", path.display()))
         })?;
-        toml::from_str(&text)
-            .map_err(|e| EmulatorError::Config(format!("invalid config file {}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| {
+            EmulatorError::Config(format!("invalid config file {}: {e}", path.display()))
+        })
     }
 }
 
@@ -251,7 +264,9 @@ impl EmulatorConfig {
 
     pub(crate) fn validate(&self) -> Result<(), EmulatorError> {
         if self.partitions.is_empty() {
-            return Err(EmulatorError::Config("at least one partition is required".into()));
+            return Err(EmulatorError::Config(
+                "at least one partition is required".into(),
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         let mut keys = std::collections::HashMap::new();
@@ -263,7 +278,10 @@ impl EmulatorConfig {
                 )));
             }
             if !seen.insert(p.name.clone()) {
-                return Err(EmulatorError::Config(format!("duplicate partition {:?}", p.name)));
+                return Err(EmulatorError::Config(format!(
+                    "duplicate partition {:?}",
+                    p.name
+                )));
             }
             for (_, group) in p.api_keys.all() {
                 for k in group {

@@ -5,7 +5,11 @@ use clap::Parser;
 use km_tsb_emulator::cli::{self, EmulatorArgs};
 
 #[derive(Debug, Parser)]
-#[command(name = "tsb-emulator", version, about = "Securosys TSB REST API emulator (software crypto; not an HSM)")]
+#[command(
+    name = "tsb-emulator",
+    version,
+    about = "Securosys TSB REST API emulator (software crypto; not an HSM)"
+)]
 struct Cli {
     #[command(flatten)]
     args: EmulatorArgs,

@@ -154,7 +154,9 @@ pub(crate) struct KeyRecord {
 
 impl std::fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord").field("label", &self.label).finish_non_exhaustive()
+        f.debug_struct("KeyRecord")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
     }
 }
 
@@ -296,7 +298,9 @@ pub(crate) struct ApproverRecord {
 
 impl std::fmt::Debug for ApproverRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApproverRecord").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("ApproverRecord")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -328,7 +332,9 @@ pub(crate) struct Partition {
 
 impl std::fmt::Debug for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Partition").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Partition")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -346,7 +352,9 @@ impl PartitionState {
             what: &str,
         ) -> Result<T, EmulatorError> {
             serde_json::from_slice(bytes).map_err(|e| {
-                EmulatorError::Storage(format!("unreadable {what} record in partition {partition}: {e}"))
+                EmulatorError::Storage(format!(
+                    "unreadable {what} record in partition {partition}: {e}"
+                ))
             })
         }
         let mut st = PartitionState::default();
@@ -380,19 +388,35 @@ impl PartitionState {
         for d in dirty {
             match d {
                 Dirty::Key(n) => match self.keys.get(n) {
-                    Some(k) => persistence.put(partition, Kind::Key, n, to_bytes(k)?).await?,
+                    Some(k) => {
+                        persistence
+                            .put(partition, Kind::Key, n, to_bytes(k)?)
+                            .await?
+                    }
                     None => persistence.delete(partition, Kind::Key, n).await?,
                 },
                 Dirty::DataObject(n) => match self.data_objects.get(n) {
-                    Some(o) => persistence.put(partition, Kind::DataObject, n, to_bytes(o)?).await?,
+                    Some(o) => {
+                        persistence
+                            .put(partition, Kind::DataObject, n, to_bytes(o)?)
+                            .await?
+                    }
                     None => persistence.delete(partition, Kind::DataObject, n).await?,
                 },
                 Dirty::Request(n) => match self.requests.get(n) {
-                    Some(r) => persistence.put(partition, Kind::Request, n, to_bytes(r)?).await?,
+                    Some(r) => {
+                        persistence
+                            .put(partition, Kind::Request, n, to_bytes(r)?)
+                            .await?
+                    }
                     None => persistence.delete(partition, Kind::Request, n).await?,
                 },
                 Dirty::Approver(n) => match self.approvers.get(n) {
-                    Some(a) => persistence.put(partition, Kind::Approver, n, to_bytes(a)?).await?,
+                    Some(a) => {
+                        persistence
+                            .put(partition, Kind::Approver, n, to_bytes(a)?)
+                            .await?
+                    }
                     None => persistence.delete(partition, Kind::Approver, n).await?,
                 },
             }

@@ -103,9 +103,14 @@ impl Policy {
 
     /// Structural checks done at key creation and modify.
     pub fn validate(&self) -> Result<(), TsbError> {
-        for rule in [&self.rule_use, &self.rule_block, &self.rule_unblock, &self.rule_modify]
-            .into_iter()
-            .flatten()
+        for rule in [
+            &self.rule_use,
+            &self.rule_block,
+            &self.rule_unblock,
+            &self.rule_modify,
+        ]
+        .into_iter()
+        .flatten()
         {
             for token in rule.tokens.iter().flatten() {
                 for (what, v) in [("timelock", token.timelock), ("timeout", token.timeout)] {
@@ -199,9 +204,9 @@ impl ResolvedRule {
     pub fn always_fulfilled_now(&self) -> bool {
         match &self.tokens {
             None => true,
-            Some(tokens) => tokens.iter().any(|t| {
-                t.timelock == 0 && t.groups.iter().all(|g| g.quorum == 0)
-            }),
+            Some(tokens) => tokens
+                .iter()
+                .any(|t| t.timelock == 0 && t.groups.iter().all(|g| g.quorum == 0)),
         }
     }
 
@@ -294,9 +299,15 @@ mod tests {
         assert!(!r.always_fulfilled_now());
         assert_eq!(r.evaluate(&[], &[], 0), Evaluation::Pending);
         assert_eq!(r.evaluate(&["a".into()], &[], 0), Evaluation::Pending);
-        assert_eq!(r.evaluate(&["a".into(), "c".into()], &[], 0), Evaluation::Execute);
+        assert_eq!(
+            r.evaluate(&["a".into(), "c".into()], &[], 0),
+            Evaluation::Execute
+        );
         assert_eq!(r.evaluate(&[], &["a".into()], 0), Evaluation::Pending);
-        assert_eq!(r.evaluate(&[], &["a".into(), "b".into()], 0), Evaluation::Rejected);
+        assert_eq!(
+            r.evaluate(&[], &["a".into(), "b".into()], 0),
+            Evaluation::Rejected
+        );
     }
 
     #[test]
@@ -315,32 +326,53 @@ mod tests {
                     timelock: 0,
                     timeout: 0,
                     groups: vec![
-                        ResolvedGroup { quorum: 1, approvers: vec!["a".into()] },
-                        ResolvedGroup { quorum: 1, approvers: vec!["b".into()] },
+                        ResolvedGroup {
+                            quorum: 1,
+                            approvers: vec!["a".into()],
+                        },
+                        ResolvedGroup {
+                            quorum: 1,
+                            approvers: vec!["b".into()],
+                        },
                     ],
                 },
                 ResolvedToken {
                     timelock: 0,
                     timeout: 0,
-                    groups: vec![ResolvedGroup { quorum: 1, approvers: vec!["c".into()] }],
+                    groups: vec![ResolvedGroup {
+                        quorum: 1,
+                        approvers: vec!["c".into()],
+                    }],
                 },
             ]),
         };
         assert_eq!(r.evaluate(&["a".into()], &[], 0), Evaluation::Pending);
-        assert_eq!(r.evaluate(&["a".into(), "b".into()], &[], 0), Evaluation::Execute);
+        assert_eq!(
+            r.evaluate(&["a".into(), "b".into()], &[], 0),
+            Evaluation::Execute
+        );
         assert_eq!(r.evaluate(&["c".into()], &[], 0), Evaluation::Execute);
-        assert_eq!(r.evaluate(&[], &["a".into(), "c".into()], 0), Evaluation::Rejected);
+        assert_eq!(
+            r.evaluate(&[], &["a".into(), "c".into()], 0),
+            Evaluation::Rejected
+        );
         assert_eq!(r.approvers(), vec!["a", "b", "c"]);
     }
 
     #[test]
     fn null_and_empty_rules() {
         assert!(ResolvedRule { tokens: None }.always_fulfilled_now());
-        let frozen = ResolvedRule { tokens: Some(vec![]) };
+        let frozen = ResolvedRule {
+            tokens: Some(vec![]),
+        };
         assert!(!frozen.always_fulfilled_now());
         assert_eq!(frozen.evaluate(&[], &[], 0), Evaluation::Expired);
         let open = ResolvedRule {
-            tokens: Some(vec![ResolvedToken { timelock: 0, timeout: 0, groups: vec![] }]),
+            tokens: Some(vec![ResolvedToken {
+                timelock: 0,
+                timeout: 0,
+                groups: vec![],
+            }]),
         };
         assert!(open.always_fulfilled_now());
     }

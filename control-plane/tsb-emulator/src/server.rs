@@ -94,7 +94,11 @@ impl FaultRule {
                 .method
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
-            && self.spec.partition.as_deref().is_none_or(|p| p == partition)
+            && self
+                .spec
+                .partition
+                .as_deref()
+                .is_none_or(|p| p == partition)
     }
 }
 
@@ -129,19 +133,33 @@ struct TrackedIo<T> {
 
 impl<T> Drop for TrackedIo<T> {
     fn drop(&mut self) {
-        let mut flags = self.registry.flags.lock().unwrap_or_else(|e| e.into_inner());
-        if flags.get(&self.key).is_some_and(|f| Arc::ptr_eq(f, &self.flag)) {
+        let mut flags = self
+            .registry
+            .flags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if flags
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flag))
+        {
             flags.remove(&self.key);
         }
     }
 }
 
 fn killed() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection dropped by fault injection")
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "connection dropped by fault injection",
+    )
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         if this.flag.load(Ordering::SeqCst) {
             return Poll::Ready(Err(killed()));
@@ -151,7 +169,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         if this.flag.load(Ordering::SeqCst) {
             return Poll::Ready(Err(killed()));
@@ -178,7 +200,9 @@ impl<A: Acceptor> Acceptor for TrackedAcceptor<A> {
         self.inner.local_addr()
     }
 
-    async fn accept(&mut self) -> std::io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
+    async fn accept(
+        &mut self,
+    ) -> std::io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
         let (io, local, remote, scheme) = self.inner.accept().await?;
         let key = remote.to_string();
         let flag = Arc::new(AtomicBool::new(false));
@@ -269,12 +293,19 @@ fn group_for(path: &str) -> Option<KeyGroup> {
         "/v1/createRfcTimestamp",
     ];
     let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
-    if matches!(path, "/v1/versionInfo" | "/v1/licenseInfo" | "/v1/keystore/statistics") || under("/v1/hsm/log") {
+    if matches!(
+        path,
+        "/v1/versionInfo" | "/v1/licenseInfo" | "/v1/keystore/statistics"
+    ) || under("/v1/hsm/log")
+    {
         Some(KeyGroup::Service)
     } else if under("/v1/key")
         || under("/v1/dataObject")
         || under("/v1/attestation")
-        || matches!(path, "/v1/importedKey" | "/v1/derivedKey" | "/v1/modify" | "/v1/synchronousModify")
+        || matches!(
+            path,
+            "/v1/importedKey" | "/v1/derivedKey" | "/v1/modify" | "/v1/synchronousModify"
+        )
     {
         Some(KeyGroup::KeyManagement)
     } else if OPS.contains(&path)
@@ -308,9 +339,17 @@ impl Shared {
         let body = match req.take_body().into_bytes_limit(MAX_BODY).await {
             Ok(b) => b,
             Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-                return error_response(&TsbError::new(612, format!("request body larger than {MAX_BODY} bytes")));
+                return error_response(&TsbError::new(
+                    612,
+                    format!("request body larger than {MAX_BODY} bytes"),
+                ));
             }
-            Err(e) => return error_response(&TsbError::new(612, format!("cannot read request body: {e}"))),
+            Err(e) => {
+                return error_response(&TsbError::new(
+                    612,
+                    format!("cannot read request body: {e}"),
+                ));
+            }
         };
 
         if full_path == "/_emulator" || full_path.starts_with("/_emulator/") {
@@ -353,16 +392,19 @@ impl Shared {
             if fault.drop_connection.unwrap_or(false) {
                 tracing::info!(%method, path = %path, "fault injection: dropping connection");
                 self.conns.kill(&peer);
-                return Response::builder().status(StatusCode::INTERNAL_SERVER_ERROR).finish();
+                return Response::builder()
+                    .status(StatusCode::INTERNAL_SERVER_ERROR)
+                    .finish();
             }
             if fault.status.is_some() || fault.error_code.is_some() {
                 let status = fault
                     .status
                     .and_then(|s| StatusCode::from_u16(s).ok())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let code = fault
-                    .error_code
-                    .unwrap_or(if status.is_server_error() { 701 } else { 600 });
+                let code =
+                    fault
+                        .error_code
+                        .unwrap_or(if status.is_server_error() { 701 } else { 600 });
                 let e = TsbError::new(code, "injected fault").with_status(status);
                 return error_response(&e);
             }
@@ -372,12 +414,18 @@ impl Shared {
         if let Some(group) = group_for(&path) {
             let keys = part.api_keys.group(group);
             if !keys.is_empty() {
-                let ok = api_key.as_deref().is_some_and(|k| keys.iter().any(|x| x == k));
+                let ok = api_key
+                    .as_deref()
+                    .is_some_and(|k| keys.iter().any(|x| x == k));
                 if !ok {
                     tracing::debug!(partition = %part.name, ?group, "API key rejected");
                     return error_response(&TsbError::new(
                         631,
-                        if api_key.is_some() { "invalid API key" } else { "missing API key" },
+                        if api_key.is_some() {
+                            "invalid API key"
+                        } else {
+                            "missing API key"
+                        },
                     ));
                 }
             }
@@ -403,7 +451,10 @@ impl Shared {
             }) => Response::builder()
                 .status(StatusCode::OK)
                 .content_type(content_type)
-                .header("Content-Disposition", format!("attachment; filename=\"{filename}\""))
+                .header(
+                    "Content-Disposition",
+                    format!("attachment; filename=\"{filename}\""),
+                )
                 .body(body),
             Err(e) => {
                 tracing::debug!(partition = %part.name, %method, path = %path, code = e.code, "request failed");
@@ -414,7 +465,9 @@ impl Shared {
 
     fn take_fault(&self, method: &Method, path: &str, partition: &str) -> Option<FaultIn> {
         let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        let idx = faults.iter().position(|f| f.matches(method, path, partition))?;
+        let idx = faults
+            .iter()
+            .position(|f| f.matches(method, path, partition))?;
         let spec = faults[idx].spec.clone();
         if let Some(rem) = faults[idx].remaining.as_mut() {
             *rem = rem.saturating_sub(1);
@@ -444,15 +497,23 @@ impl Shared {
                     spec,
                 };
                 tracing::info!(fault = ?rule, "fault injected");
-                self.faults.lock().unwrap_or_else(|e| e.into_inner()).push(rule);
+                self.faults
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(rule);
                 Ok(JsonOut::created(json!({ "id": id })))
             }
             ("GET", "/_emulator/faults") => {
                 let faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-                Ok(JsonOut::ok(Value::Array(faults.iter().map(FaultRule::to_json).collect())))
+                Ok(JsonOut::ok(Value::Array(
+                    faults.iter().map(FaultRule::to_json).collect(),
+                )))
             }
             ("DELETE", "/_emulator/faults") => {
-                self.faults.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                self.faults
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
                 Ok(JsonOut::ok(json!({})))
             }
             ("DELETE", p) if p.starts_with("/_emulator/faults/") => {
@@ -461,7 +522,9 @@ impl Shared {
                 let before = faults.len();
                 faults.retain(|f| f.id != id);
                 if faults.len() == before {
-                    return Err(TsbError::new(611, "no such fault").with_status(StatusCode::NOT_FOUND));
+                    return Err(
+                        TsbError::new(611, "no such fault").with_status(StatusCode::NOT_FOUND)
+                    );
                 }
                 Ok(JsonOut::ok(json!({})))
             }
@@ -473,13 +536,20 @@ impl Shared {
                 let a: Advance = wire::parse_body(body)?;
                 let secs = wire::required(a.seconds, "seconds")?;
                 if !(0..=100 * 365 * 86_400).contains(&secs) {
-                    return Err(TsbError::new(619, "seconds must be between 0 and 100 years"));
+                    return Err(TsbError::new(
+                        619,
+                        "seconds must be between 0 and 100 years",
+                    ));
                 }
                 self.clock.advance(secs);
                 self.tick().await;
-                Ok(JsonOut::ok(json!({ "now": wire::iso8601(self.clock.now()) })))
+                Ok(JsonOut::ok(
+                    json!({ "now": wire::iso8601(self.clock.now()) }),
+                ))
             }
-            ("GET", "/_emulator/clock") => Ok(JsonOut::ok(json!({ "now": wire::iso8601(self.clock.now()) }))),
+            ("GET", "/_emulator/clock") => Ok(JsonOut::ok(
+                json!({ "now": wire::iso8601(self.clock.now()) }),
+            )),
             _ => Err(TsbError::route_not_found()),
         }
     }
@@ -613,10 +683,16 @@ impl Emulator {
             );
             match (tls.client_auth, &tls.client_ca_pem) {
                 (ClientAuth::None, _) => {}
-                (ClientAuth::Want, Some(ca)) => rc = rc.client_auth_optional(ca.clone().into_bytes()),
-                (ClientAuth::Need, Some(ca)) => rc = rc.client_auth_required(ca.clone().into_bytes()),
+                (ClientAuth::Want, Some(ca)) => {
+                    rc = rc.client_auth_optional(ca.clone().into_bytes())
+                }
+                (ClientAuth::Need, Some(ca)) => {
+                    rc = rc.client_auth_required(ca.clone().into_bytes())
+                }
                 (_, None) => {
-                    return Err(EmulatorError::Config("client authentication requires a client CA".into()));
+                    return Err(EmulatorError::Config(
+                        "client authentication requires a client CA".into(),
+                    ));
                 }
             }
             // Validate the material now rather than on the first connection.
@@ -715,14 +791,35 @@ mod tests {
     #[test]
     fn groups() {
         assert_eq!(group_for("/v1/key"), Some(KeyGroup::KeyManagement));
-        assert_eq!(group_for("/v1/key/attributes"), Some(KeyGroup::KeyManagement));
-        assert_eq!(group_for("/v1/keystore/statistics"), Some(KeyGroup::Service));
-        assert_eq!(group_for("/v1/synchronousSign"), Some(KeyGroup::KeyOperation));
-        assert_eq!(group_for("/v1/synchronousModify"), Some(KeyGroup::KeyManagement));
-        assert_eq!(group_for("/v1/filteredSignApprovalTask"), Some(KeyGroup::Approver));
-        assert_eq!(group_for("/v1/approverManagement/create"), Some(KeyGroup::ApproverKeyManagement));
+        assert_eq!(
+            group_for("/v1/key/attributes"),
+            Some(KeyGroup::KeyManagement)
+        );
+        assert_eq!(
+            group_for("/v1/keystore/statistics"),
+            Some(KeyGroup::Service)
+        );
+        assert_eq!(
+            group_for("/v1/synchronousSign"),
+            Some(KeyGroup::KeyOperation)
+        );
+        assert_eq!(
+            group_for("/v1/synchronousModify"),
+            Some(KeyGroup::KeyManagement)
+        );
+        assert_eq!(
+            group_for("/v1/filteredSignApprovalTask"),
+            Some(KeyGroup::Approver)
+        );
+        assert_eq!(
+            group_for("/v1/approverManagement/create"),
+            Some(KeyGroup::ApproverKeyManagement)
+        );
         assert_eq!(group_for("/v1/dataObject/x"), Some(KeyGroup::KeyManagement));
-        assert_eq!(group_for("/v1/certificate/synchronous/selfsign"), Some(KeyGroup::KeyOperation));
+        assert_eq!(
+            group_for("/v1/certificate/synchronous/selfsign"),
+            Some(KeyGroup::KeyOperation)
+        );
         assert_eq!(group_for("/v1/keyx"), None);
     }
 }

@@ -74,9 +74,7 @@ impl Persistence {
         match storage {
             Storage::Ephemeral => Ok(Self { dir: None }),
             Storage::Directory(root) => {
-                fs::create_dir_all(root).map_err(|e| {
-                    EmulatorError::Storage(format!("cannot create {}: {e}", root.display()))
-                })?;
+                create_private_dir(root)?;
                 let key_path = std::env::var_os(STATE_KEY_ENV)
                     .map(PathBuf::from)
                     .unwrap_or_else(|| root.join("state.key"));
@@ -90,9 +88,7 @@ impl Persistence {
                 for p in partitions {
                     for kind in Kind::ALL {
                         let d = root.join(p).join(kind.dir());
-                        fs::create_dir_all(&d).map_err(|e| {
-                            EmulatorError::Storage(format!("cannot create {}: {e}", d.display()))
-                        })?;
+                        create_private_dir(&d)?;
                     }
                     fsync_dir(&root.join(p)).map_err(EmulatorError::Storage)?;
                 }
@@ -125,7 +121,12 @@ impl Persistence {
     }
 
     /// Removes one object durably (missing file is fine).
-    pub(crate) async fn delete(&self, partition: &str, kind: Kind, name: &str) -> Result<(), TsbError> {
+    pub(crate) async fn delete(
+        &self,
+        partition: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(), TsbError> {
         let Some(dir) = self.dir.clone() else {
             return Ok(());
         };
@@ -161,7 +162,13 @@ impl DirStore {
         format!("{partition}/{}/{file}", kind.dir()).into_bytes()
     }
 
-    fn write(&self, partition: &str, kind: Kind, name: &str, plaintext: &[u8]) -> Result<(), String> {
+    fn write(
+        &self,
+        partition: &str,
+        kind: Kind,
+        name: &str,
+        plaintext: &[u8],
+    ) -> Result<(), String> {
         let (dir, file) = self.path_for(partition, kind, name);
         let mut nonce_bytes = [0u8; NONCE_LEN];
         SystemRandom::new()
@@ -180,10 +187,20 @@ impl DirStore {
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&buf);
 
-        let tmp = dir.join(format!("{file}{TMP_MARKER}{}", uuid::Uuid::new_v4().simple()));
+        let tmp = dir.join(format!(
+            "{file}{TMP_MARKER}{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         let target = dir.join(&file);
         let res = (|| -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut opts = OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp)?;
             f.write_all(&out)?;
             f.sync_all()?;
             drop(f);
@@ -206,13 +223,20 @@ impl DirStore {
         }
     }
 
-    fn load_all(&self, partition: &str, kind: Kind) -> Result<Vec<Zeroizing<Vec<u8>>>, EmulatorError> {
+    fn load_all(
+        &self,
+        partition: &str,
+        kind: Kind,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, EmulatorError> {
         let dir = self.root.join(partition).join(kind.dir());
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(EmulatorError::Storage(format!("cannot list {}: {e}", dir.display())));
+                return Err(EmulatorError::Storage(format!(
+                    "cannot list {}: {e}",
+                    dir.display()
+                )));
             }
         };
         let mut out = Vec::new();
@@ -230,7 +254,8 @@ impl DirStore {
             let data = fs::read(entry.path()).map_err(|e| {
                 EmulatorError::Storage(format!("cannot read {}: {e}", entry.path().display()))
             })?;
-            let corrupt = || EmulatorError::Storage(format!("corrupt state file {}", entry.path().display()));
+            let corrupt =
+                || EmulatorError::Storage(format!("corrupt state file {}", entry.path().display()));
             if data.len() < MAGIC.len() + NONCE_LEN + 16 || &data[..MAGIC.len()] != MAGIC {
                 return Err(corrupt());
             }
@@ -256,6 +281,19 @@ impl DirStore {
         }
         Ok(out)
     }
+}
+
+/// Creates a directory (and parents) readable by the owner only.
+fn create_private_dir(d: &Path) -> Result<(), EmulatorError> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(d)
+        .map_err(|e| EmulatorError::Storage(format!("cannot create {}: {e}", d.display())))
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), String> {
@@ -316,7 +354,8 @@ pub(crate) mod aead {
 
     /// AES-256-GCM with a random 96-bit IV; returns (iv, ciphertext||tag).
     pub(crate) fn seal(key: &[u8; 32], plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>), TsbError> {
-        let unbound = UnboundKey::new(&AES_256_GCM, key).map_err(|_| TsbError::new(701, "bad key"))?;
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, key).map_err(|_| TsbError::new(701, "bad key"))?;
         let k = LessSafeKey::new(unbound);
         let mut iv = [0u8; NONCE_LEN];
         SystemRandom::new()
@@ -374,12 +413,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::Directory(dir.path().to_path_buf());
         let p = Persistence::open(&storage, &["p1".to_string()]).unwrap();
-        p.put("p1", Kind::DataObject, "a", Zeroizing::new(b"hello".to_vec()))
-            .await
-            .unwrap();
-        p.put("p1", Kind::DataObject, "b", Zeroizing::new(b"world".to_vec()))
-            .await
-            .unwrap();
+        p.put(
+            "p1",
+            Kind::DataObject,
+            "a",
+            Zeroizing::new(b"hello".to_vec()),
+        )
+        .await
+        .unwrap();
+        p.put(
+            "p1",
+            Kind::DataObject,
+            "b",
+            Zeroizing::new(b"world".to_vec()),
+        )
+        .await
+        .unwrap();
         p.delete("p1", Kind::DataObject, "b").await.unwrap();
         // A leftover temp file from a crash is skipped and removed.
         let d = dir.path().join("p1").join("data-objects");
@@ -397,7 +446,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join("state.key")).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.path().join("state.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

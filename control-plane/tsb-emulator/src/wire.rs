@@ -28,7 +28,9 @@ pub(crate) fn unwrap_wrapper(v: Value, wrapper: &str) -> Result<Value, TsbError>
         Value::Object(mut m) => match m.remove(wrapper) {
             Some(inner @ Value::Object(_)) => Ok(inner),
             Some(Value::Null) | None => Err(TsbError::missing(wrapper)),
-            Some(_) => Err(TsbError::invalid_json(format!("'{wrapper}' must be an object"))),
+            Some(_) => Err(TsbError::invalid_json(format!(
+                "'{wrapper}' must be an object"
+            ))),
         },
         _ => Err(TsbError::invalid_json("request body must be a JSON object")),
     }
@@ -58,7 +60,10 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, TsbError
     from_value(parse_json(body)?)
 }
 
-pub(crate) fn parse_wrapped<T: DeserializeOwned>(body: &[u8], wrapper: &str) -> Result<T, TsbError> {
+pub(crate) fn parse_wrapped<T: DeserializeOwned>(
+    body: &[u8],
+    wrapper: &str,
+) -> Result<T, TsbError> {
     from_value(unwrap_wrapper(parse_json(body)?, wrapper)?)
 }
 

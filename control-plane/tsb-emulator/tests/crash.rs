@@ -99,13 +99,21 @@ async fn acknowledged_writes_survive_kill_9() {
         assert!(labels.contains(label), "acknowledged write {label} lost");
         let r = get(&c, &format!("{url2}/v1/dataObject/{label}")).await;
         assert_eq!(r.status, 200);
-        assert_eq!(r.body["value"].as_str(), Some(value.as_str()), "content of {label}");
+        assert_eq!(
+            r.body["value"].as_str(),
+            Some(value.as_str()),
+            "content of {label}"
+        );
     }
     // Objects written but not acknowledged may exist, but only with their full value.
     for label in labels.iter().filter(|l| !acked.contains_key(*l)) {
         let r = get(&c, &format!("{url2}/v1/dataObject/{label}")).await;
         let v = unb64(r.body["value"].as_str().unwrap());
-        assert!(String::from_utf8(v).unwrap().starts_with(&format!("value of {label}")));
+        assert!(
+            String::from_utf8(v)
+                .unwrap()
+                .starts_with(&format!("value of {label}"))
+        );
     }
     // No plaintext on disk.
     let mut stack = vec![dir.path().to_path_buf()];
@@ -116,8 +124,15 @@ async fn acknowledged_writes_survive_kill_9() {
                 stack.push(e.path());
             } else {
                 let bytes = std::fs::read(e.path()).unwrap();
-                assert!(!bytes.windows(8).any(|w| w == b"value of"), "plaintext in {:?}", e.path());
-                assert!(!e.file_name().to_string_lossy().contains(".tmp-"), "temp file left over");
+                assert!(
+                    !bytes.windows(8).any(|w| w == b"value of"),
+                    "plaintext in {:?}",
+                    e.path()
+                );
+                assert!(
+                    !e.file_name().to_string_lossy().contains(".tmp-"),
+                    "temp file left over"
+                );
             }
         }
     }

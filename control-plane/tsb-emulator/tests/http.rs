@@ -32,31 +32,68 @@ async fn bad_inputs_map_to_tsb_errors() {
     let key_url = format!("{base}/v1/key");
 
     // Malformed JSON.
-    let r = send(&c, Method::POST, &key_url, None, Some(b"{\"label\": ".to_vec())).await;
+    let r = send(
+        &c,
+        Method::POST,
+        &key_url,
+        None,
+        Some(b"{\"label\": ".to_vec()),
+    )
+    .await;
     r.assert_error(400, 621);
     // Wrong JSON type.
     let r = post(&c, &key_url, &json!({"label": "x", "algorithm": "AES", "keySize": "big", "attributes": {"decrypt": true}})).await;
     r.assert_error(400, 621);
     // Missing required field.
-    let r = post(&c, &key_url, &json!({"algorithm": "EC", "curveOid": P256, "attributes": {"sign": true}})).await;
+    let r = post(
+        &c,
+        &key_url,
+        &json!({"algorithm": "EC", "curveOid": P256, "attributes": {"sign": true}}),
+    )
+    .await;
     r.assert_error(400, 600);
     // Unknown algorithm.
-    let r = post(&c, &key_url, &json!({"label": "u", "algorithm": "FOO", "attributes": {"sign": true}})).await;
+    let r = post(
+        &c,
+        &key_url,
+        &json!({"label": "u", "algorithm": "FOO", "attributes": {"sign": true}}),
+    )
+    .await;
     r.assert_error(400, 613);
     // Bad size.
-    let r = post(&c, &key_url, &json!({"label": "s", "algorithm": "AES", "keySize": 100, "attributes": {"decrypt": true}})).await;
+    let r = post(
+        &c,
+        &key_url,
+        &json!({"label": "s", "algorithm": "AES", "keySize": 100, "attributes": {"decrypt": true}}),
+    )
+    .await;
     r.assert_error(400, 603);
     // Wrong attribute combinations.
-    let r = post(&c, &key_url, &json!({"label": "a", "algorithm": "AES", "keySize": 256, "attributes": {"encrypt": true}})).await;
+    let r = post(
+        &c,
+        &key_url,
+        &json!({"label": "a", "algorithm": "AES", "keySize": 256, "attributes": {"encrypt": true}}),
+    )
+    .await;
     r.assert_error(400, 606);
     let r = post(&c, &key_url, &json!({"label": "a", "algorithm": "AES", "keySize": 256,
         "attributes": {"decrypt": true, "extractable": true}, "policy": {"ruleUse": null, "keyStatus": {"blocked": false}}})).await;
     r.assert_error(400, 606);
-    let r = post(&c, &key_url, &json!({"label": "a", "algorithm": "RSA", "keySize": 2048,
-        "attributes": {"sign": true, "bip32": true, "derive": true}})).await;
+    let r = post(
+        &c,
+        &key_url,
+        &json!({"label": "a", "algorithm": "RSA", "keySize": 2048,
+        "attributes": {"sign": true, "bip32": true, "derive": true}}),
+    )
+    .await;
     r.assert_error(400, 606);
-    let r = post(&c, &key_url, &json!({"label": "a", "algorithm": "EC", "curveOid": P256,
-        "attributes": {"sign": true}, "policy": {"keyStatus": {"blocked": true}}})).await;
+    let r = post(
+        &c,
+        &key_url,
+        &json!({"label": "a", "algorithm": "EC", "curveOid": P256,
+        "attributes": {"sign": true}, "policy": {"keyStatus": {"blocked": true}}}),
+    )
+    .await;
     r.assert_error(400, 606);
 
     // Create, duplicate.
@@ -74,17 +111,39 @@ async fn bad_inputs_map_to_tsb_errors() {
     assert_eq!(r.body, json!(["k1"]));
 
     // Unknown key.
-    let r = post(&c, &format!("{base}/v1/key/attributes"), &json!({"label": "nope"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/attributes"),
+        &json!({"label": "nope"}),
+    )
+    .await;
     r.assert_error(404, 650);
-    let r = send(&c, Method::DELETE, &format!("{base}/v1/key/nope"), None, None).await;
+    let r = send(
+        &c,
+        Method::DELETE,
+        &format!("{base}/v1/key/nope"),
+        None,
+        None,
+    )
+    .await;
     r.assert_error(404, 650);
-    let r = post(&c, &format!("{base}/v1/synchronousSign"), &json!({"signRequest": {
-        "signKeyName": "nope", "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &json!({"signRequest": {
+        "signKeyName": "nope", "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     r.assert_error(404, 650);
 
     // Missing wrapper.
-    let r = post(&c, &format!("{base}/v1/synchronousSign"), &json!({
-        "signKeyName": "k1", "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &json!({
+        "signKeyName": "k1", "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}),
+    )
+    .await;
     r.assert_error(400, 600);
 
     // Body too large.
@@ -99,9 +158,19 @@ async fn bad_inputs_map_to_tsb_errors() {
     // Version.
     let r = get(&c, &format!("{base}/v1/versionInfo")).await;
     assert_eq!(r.status, 200);
-    assert!(r.body["Version"].as_str().unwrap().starts_with("2.2.0-keymanager-emulator-"));
+    assert!(
+        r.body["Version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2.2.0-keymanager-emulator-")
+    );
     let r = get(&c, &format!("{base}/v1/licenseInfo")).await;
-    assert!(r.body["clientFlags"].as_array().unwrap().contains(&json!("TSB_ENGINE")));
+    assert!(
+        r.body["clientFlags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("TSB_ENGINE"))
+    );
     emu.shutdown().await;
 }
 
@@ -118,84 +187,191 @@ async fn key_attributes_and_passwords_are_enforced() {
         json!({"signRequest": {"signKeyName": "signer", "payload": b64(b"hello"),
             "signatureAlgorithm": "SHA256_WITH_ECDSA", "keyPassword": pw}})
     };
-    let r = post(&c, &format!("{base}/v1/synchronousSign"), &sign(json!("wrong"))).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &sign(json!("wrong")),
+    )
+    .await;
     r.assert_error(400, 620);
-    let r = post(&c, &format!("{base}/v1/synchronousSign"), &sign(json!("pw"))).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &sign(json!("pw")),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let sig = r.body["signature"].as_str().unwrap().to_owned();
-    let r = post(&c, &format!("{base}/v1/verify"), &json!({"verifySignatureRequest": {
+    let r = post(
+        &c,
+        &format!("{base}/v1/verify"),
+        &json!({"verifySignatureRequest": {
         "signKeyName": "signer", "payload": b64(b"hello"), "signature": sig,
-        "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+        "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     assert_eq!(r.body["signatureValid"], true, "{}", r.body);
 
     // An AES key without sign: decrypt allowed, export refused (not extractable).
-    let r = post(&c, &format!("{base}/v1/key"), &json!({"label": "aes", "algorithm": "AES", "keySize": 256,
-        "attributes": {"decrypt": true, "encrypt": true}, "policy": null})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key"),
+        &json!({"label": "aes", "algorithm": "AES", "keySize": 256,
+        "attributes": {"decrypt": true, "encrypt": true}, "policy": null}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = post(&c, &format!("{base}/v1/encrypt"), &json!({"encryptRequest": {"encryptKeyName": "aes",
-        "payload": b64(b"secret"), "cipherAlgorithm": "AES_GCM", "tagLength": 128}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/encrypt"),
+        &json!({"encryptRequest": {"encryptKeyName": "aes",
+        "payload": b64(b"secret"), "cipherAlgorithm": "AES_GCM", "tagLength": 128}}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = post(&c, &format!("{base}/v1/synchronousDecrypt"), &json!({"decryptRequest": {"decryptKeyName": "aes",
         "encryptedPayload": r.body["encryptedPayload"], "initializationVector": r.body["initializationVector"],
         "cipherAlgorithm": "AES_GCM", "tagLength": 128}})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(unb64(r.body["payload"].as_str().unwrap()), b"secret");
-    let r = post(&c, &format!("{base}/v1/export/plain"), &json!({"label": "aes"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/export/plain"),
+        &json!({"label": "aes"}),
+    )
+    .await;
     assert_eq!(r.status, 404);
-    let r = post(&c, &format!("{base}/v1/key/export/plain"), &json!({"label": "aes"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/export/plain"),
+        &json!({"label": "aes"}),
+    )
+    .await;
     r.assert_error(400, 614);
     // Signing with a key that lacks the sign attribute: refused by the "HSM" (701).
-    let r = post(&c, &format!("{base}/v1/synchronousSign"), &json!({"signRequest": {"signKeyName": "aes",
-        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &json!({"signRequest": {"signKeyName": "aes",
+        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     r.assert_error(500, 701);
 
     // Extractable, non-sensitive plain key: export works.
-    let r = post(&c, &format!("{base}/v1/key"), &json!({"label": "exp", "algorithm": "AES", "keySize": 128,
-        "attributes": {"decrypt": true, "extractable": true, "sensitive": false}, "policy": null})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key"),
+        &json!({"label": "exp", "algorithm": "AES", "keySize": 128,
+        "attributes": {"decrypt": true, "extractable": true, "sensitive": false}, "policy": null}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = post(&c, &format!("{base}/v1/key/export/plain"), &json!({"label": "exp"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/export/plain"),
+        &json!({"label": "exp"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(unb64(r.body["secretKey"].as_str().unwrap()).len(), 16);
 
     // Non-destroyable key cannot be deleted.
-    let r = post(&c, &format!("{base}/v1/key"), &json!({"label": "keep", "algorithm": "AES", "keySize": 128,
-        "attributes": {"decrypt": true, "destroyable": false}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key"),
+        &json!({"label": "keep", "algorithm": "AES", "keySize": 128,
+        "attributes": {"decrypt": true, "destroyable": false}}),
+    )
+    .await;
     assert_eq!(r.status, 201);
-    let r = send(&c, Method::DELETE, &format!("{base}/v1/key/keep"), None, None).await;
+    let r = send(
+        &c,
+        Method::DELETE,
+        &format!("{base}/v1/key/keep"),
+        None,
+        None,
+    )
+    .await;
     r.assert_error(400, 614);
     // Deleting with the wrong password.
-    let r = post(&c, &format!("{base}/v1/key/deleteKey"), &json!({"label": "signer", "password": "nope"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/deleteKey"),
+        &json!({"label": "signer", "password": "nope"}),
+    )
+    .await;
     r.assert_error(400, 620);
-    let r = post(&c, &format!("{base}/v1/key/deleteKey"), &json!({"label": "signer", "password": ["p", "w"]})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/deleteKey"),
+        &json!({"label": "signer", "password": ["p", "w"]}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     // Blocking a plain key is refused; an SKA key with an empty policy blocks and refuses use.
-    let r = post(&c, &format!("{base}/v1/synchronousBlock"), &json!({"blockRequest": {"blockKeyName": "aes"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousBlock"),
+        &json!({"blockRequest": {"blockKeyName": "aes"}}),
+    )
+    .await;
     r.assert_error(400, 614);
     let mut ska = ec_key_body("ska-empty");
     ska["policy"] = json!({"ruleUse": null, "ruleBlock": null, "ruleUnblock": null, "ruleModify": null,
         "keyStatus": {"blocked": false}});
     assert_eq!(post(&c, &format!("{base}/v1/key"), &ska).await.status, 201);
-    let r = post(&c, &format!("{base}/v1/synchronousBlock"), &json!({"blockRequest": {"blockKeyName": "ska-empty"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousBlock"),
+        &json!({"blockRequest": {"blockKeyName": "ska-empty"}}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = post(&c, &format!("{base}/v1/key/attributes"), &json!({"label": "ska-empty"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/attributes"),
+        &json!({"label": "ska-empty"}),
+    )
+    .await;
     assert_eq!(r.body["json"]["policy"]["keyStatus"]["blocked"], true);
-    let r = post(&c, &format!("{base}/v1/synchronousSign"), &json!({"signRequest": {"signKeyName": "ska-empty",
-        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &json!({"signRequest": {"signKeyName": "ska-empty",
+        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     r.assert_error(500, 701);
-    let r = post(&c, &format!("{base}/v1/synchronousUnblock"), &json!({"unblockRequest": {"unblockKeyName": "ska-empty"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousUnblock"),
+        &json!({"unblockRequest": {"unblockKeyName": "ska-empty"}}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     // Async on an always-fulfilled rule executes at once.
-    let r = post(&c, &format!("{base}/v1/sign"), &json!({"signRequest": {"signKeyName": "ska-empty",
-        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/sign"),
+        &json!({"signRequest": {"signKeyName": "ska-empty",
+        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["signRequestId"].as_str().unwrap().to_owned();
     let r = get(&c, &format!("{base}/v1/request/{id}")).await;
     assert_eq!(r.body["status"], "EXECUTED", "{}", r.body);
     assert!(r.body["result"].is_string());
     // Modify may only tighten attributes.
-    let r = post(&c, &format!("{base}/v1/synchronousModify"), &json!({"modifyRequest": {"modifyKeyName": "ska-empty",
-        "attributes": {"decrypt": true}}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousModify"),
+        &json!({"modifyRequest": {"modifyKeyName": "ska-empty",
+        "attributes": {"decrypt": true}}}),
+    )
+    .await;
     r.assert_error(400, 614);
     emu.shutdown().await;
 }
@@ -206,30 +382,71 @@ async fn data_objects_create_if_absent() {
     let c = client();
     let base = emu.base_url();
     let url = format!("{base}/v1/dataObject");
-    let r = post(&c, &url, &json!({"label": "kms.user.alice", "value": b64(b"v1")})).await;
+    let r = post(
+        &c,
+        &url,
+        &json!({"label": "kms.user.alice", "value": b64(b"v1")}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["label"], "kms.user.alice");
-    let r = post(&c, &url, &json!({"label": "kms.user.alice", "value": b64(b"v2")})).await;
+    let r = post(
+        &c,
+        &url,
+        &json!({"label": "kms.user.alice", "value": b64(b"v2")}),
+    )
+    .await;
     r.assert_error(400, 615);
     let r = get(&c, &format!("{url}/kms.user.alice")).await;
     assert_eq!(unb64(r.body["value"].as_str().unwrap()), b"v1");
-    let r = send(&c, Method::PUT, &format!("{url}/kms.user.alice"), None, Some(json!({"value": b64(b"v3")}).to_string().into_bytes())).await;
+    let r = send(
+        &c,
+        Method::PUT,
+        &format!("{url}/kms.user.alice"),
+        None,
+        Some(json!({"value": b64(b"v3")}).to_string().into_bytes()),
+    )
+    .await;
     assert_eq!(r.status, 200);
     let r = get(&c, &format!("{url}/kms.user.alice")).await;
     assert_eq!(unb64(r.body["value"].as_str().unwrap()), b"v3");
     let r = get(&c, &format!("{url}/missing")).await;
     r.assert_error(404, 653);
-    let r = post(&c, &url, &json!({"label": "bad label!", "value": b64(b"x")})).await;
+    let r = post(
+        &c,
+        &url,
+        &json!({"label": "bad label!", "value": b64(b"x")}),
+    )
+    .await;
     r.assert_error(400, 610);
-    let r = post(&c, &url, &json!({"label": "fixed", "value": b64(b"x"), "modifiable": false, "destroyable": false})).await;
+    let r = post(
+        &c,
+        &url,
+        &json!({"label": "fixed", "value": b64(b"x"), "modifiable": false, "destroyable": false}),
+    )
+    .await;
     assert_eq!(r.status, 201);
-    let r = send(&c, Method::PUT, &format!("{url}/fixed"), None, Some(json!({"value": b64(b"y")}).to_string().into_bytes())).await;
+    let r = send(
+        &c,
+        Method::PUT,
+        &format!("{url}/fixed"),
+        None,
+        Some(json!({"value": b64(b"y")}).to_string().into_bytes()),
+    )
+    .await;
     r.assert_error(400, 614);
     let r = send(&c, Method::DELETE, &format!("{url}/fixed"), None, None).await;
     r.assert_error(400, 614);
     let r = get(&c, &url).await;
     assert_eq!(r.body, json!(["fixed", "kms.user.alice"]));
-    let r = send(&c, Method::DELETE, &format!("{url}/kms.user.alice"), None, None).await;
+    let r = send(
+        &c,
+        Method::DELETE,
+        &format!("{url}/kms.user.alice"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
     let r = get(&c, &format!("{base}/v1/keystore/statistics")).await;
     assert_eq!(r.body["dataObjects"], 1, "{}", r.body);
@@ -240,7 +457,13 @@ async fn data_objects_create_if_absent() {
         let c = c.clone();
         let url = url.clone();
         handles.push(tokio::spawn(async move {
-            post(&c, &url, &json!({"label": "lock.x", "value": b64(format!("{i}").as_bytes())})).await.status
+            post(
+                &c,
+                &url,
+                &json!({"label": "lock.x", "value": b64(format!("{i}").as_bytes())}),
+            )
+            .await
+            .status
         }));
     }
     let mut created = 0;
@@ -270,36 +493,126 @@ async fn api_key_groups_and_partitions() {
     .await;
     let c = client();
     let base = emu.base_url();
-    let create = |label: &str| json!({"label": label, "value": b64(b"x")}).to_string().into_bytes();
+    let create = |label: &str| {
+        json!({"label": label, "value": b64(b"x")})
+            .to_string()
+            .into_bytes()
+    };
 
     // Root: the key selects the partition.
-    let r = send(&c, Method::POST, &format!("{base}/v1/dataObject"), Some("a-km-1"), Some(create("in-alpha"))).await;
+    let r = send(
+        &c,
+        Method::POST,
+        &format!("{base}/v1/dataObject"),
+        Some("a-km-1"),
+        Some(create("in-alpha")),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = send(&c, Method::POST, &format!("{base}/v1/dataObject"), Some("b-km"), Some(create("in-beta"))).await;
+    let r = send(
+        &c,
+        Method::POST,
+        &format!("{base}/v1/dataObject"),
+        Some("b-km"),
+        Some(create("in-beta")),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     // Rollover: the second key of the group works too.
-    let r = send(&c, Method::GET, &format!("{base}/v1/dataObject"), Some("a-km-2"), None).await;
+    let r = send(
+        &c,
+        Method::GET,
+        &format!("{base}/v1/dataObject"),
+        Some("a-km-2"),
+        None,
+    )
+    .await;
     assert_eq!(r.body, json!(["in-alpha"]));
-    let r = send(&c, Method::GET, &format!("{base}/v1/dataObject"), Some("b-km"), None).await;
+    let r = send(
+        &c,
+        Method::GET,
+        &format!("{base}/v1/dataObject"),
+        Some("b-km"),
+        None,
+    )
+    .await;
     assert_eq!(r.body, json!(["in-beta"]));
     // Wrong key, missing key, key of another group.
-    send(&c, Method::GET, &format!("{base}/v1/dataObject"), Some("nope"), None).await.assert_error(401, 631);
-    send(&c, Method::GET, &format!("{base}/v1/dataObject"), None, None).await.assert_error(401, 631);
-    send(&c, Method::GET, &format!("{base}/v1/dataObject"), Some("a-svc"), None).await.assert_error(401, 631);
-    let r = send(&c, Method::GET, &format!("{base}/v1/keystore/statistics"), Some("a-svc"), None).await;
+    send(
+        &c,
+        Method::GET,
+        &format!("{base}/v1/dataObject"),
+        Some("nope"),
+        None,
+    )
+    .await
+    .assert_error(401, 631);
+    send(
+        &c,
+        Method::GET,
+        &format!("{base}/v1/dataObject"),
+        None,
+        None,
+    )
+    .await
+    .assert_error(401, 631);
+    send(
+        &c,
+        Method::GET,
+        &format!("{base}/v1/dataObject"),
+        Some("a-svc"),
+        None,
+    )
+    .await
+    .assert_error(401, 631);
+    let r = send(
+        &c,
+        Method::GET,
+        &format!("{base}/v1/keystore/statistics"),
+        Some("a-svc"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
     // Alpha's key-operation group has no keys: open.
-    let r = send(&c, Method::GET, &format!("{base}/v1/generateRandom/16"), Some("a-km-1"), None).await;
+    let r = send(
+        &c,
+        Method::GET,
+        &format!("{base}/v1/generateRandom/16"),
+        Some("a-km-1"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(unb64(r.body["random"].as_str().unwrap()).len(), 16);
 
     // Explicit partition URLs.
-    let r = send(&c, Method::GET, &format!("{}/v1/dataObject", emu.partition_url("beta")), Some("b-km"), None).await;
+    let r = send(
+        &c,
+        Method::GET,
+        &format!("{}/v1/dataObject", emu.partition_url("beta")),
+        Some("b-km"),
+        None,
+    )
+    .await;
     assert_eq!(r.body, json!(["in-beta"]));
-    send(&c, Method::GET, &format!("{}/v1/dataObject", emu.partition_url("beta")), Some("a-km-1"), None)
-        .await
-        .assert_error(401, 631);
-    let r = send(&c, Method::GET, &format!("{}/v1/dataObject", emu.partition_url("gamma")), None, None).await;
+    send(
+        &c,
+        Method::GET,
+        &format!("{}/v1/dataObject", emu.partition_url("beta")),
+        Some("a-km-1"),
+        None,
+    )
+    .await
+    .assert_error(401, 631);
+    let r = send(
+        &c,
+        Method::GET,
+        &format!("{}/v1/dataObject", emu.partition_url("gamma")),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.body, json!([]));
     let r = get(&c, &format!("{}/v1/dataObject", emu.partition_url("nope"))).await;
     assert_eq!(r.status, 404);
@@ -310,9 +623,19 @@ async fn api_key_groups_and_partitions() {
 async fn admin_api_absent_without_faults() {
     let emu = start(EmulatorConfig::default()).await;
     let c = client();
-    let r = post(&c, &format!("{}/_emulator/faults", emu.base_url()), &json!({"pathPrefix": "/v1"})).await;
+    let r = post(
+        &c,
+        &format!("{}/_emulator/faults", emu.base_url()),
+        &json!({"pathPrefix": "/v1"}),
+    )
+    .await;
     assert_eq!(r.status, 404);
-    let r = post(&c, &format!("{}/_emulator/clock/advance", emu.base_url()), &json!({"seconds": 60})).await;
+    let r = post(
+        &c,
+        &format!("{}/_emulator/clock/advance", emu.base_url()),
+        &json!({"seconds": 60}),
+    )
+    .await;
     assert_eq!(r.status, 404);
     emu.shutdown().await;
 }
@@ -327,8 +650,13 @@ async fn fault_injection() {
     let c = client();
     let base = emu.base_url();
     let url = format!("{base}/v1/dataObject");
-    let r = post(&c, &format!("{base}/_emulator/faults"), &json!({"pathPrefix": "/v1/dataObject", "method": "POST",
-        "status": 503, "errorCode": 701, "times": 2})).await;
+    let r = post(
+        &c,
+        &format!("{base}/_emulator/faults"),
+        &json!({"pathPrefix": "/v1/dataObject", "method": "POST",
+        "status": 503, "errorCode": 701, "times": 2}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let r = get(&c, &format!("{base}/_emulator/faults")).await;
     assert_eq!(r.body.as_array().unwrap().len(), 1);
@@ -344,28 +672,53 @@ async fn fault_injection() {
     assert_eq!(r.status, 201);
 
     // Dropped connection: no response at all.
-    let r = post(&c, &format!("{base}/_emulator/faults"), &json!({"pathPrefix": "/v1/versionInfo",
-        "dropConnection": true, "times": 1})).await;
+    let r = post(
+        &c,
+        &format!("{base}/_emulator/faults"),
+        &json!({"pathPrefix": "/v1/versionInfo",
+        "dropConnection": true, "times": 1}),
+    )
+    .await;
     assert_eq!(r.status, 201);
     let res = c.get(format!("{base}/v1/versionInfo")).send().await;
     assert!(res.is_err(), "expected a dropped connection, got {res:?}");
     assert_eq!(get(&c, &format!("{base}/v1/versionInfo")).await.status, 200);
 
     // Latency, scoped to a partition that does not match: no delay; then clear.
-    let r = post(&c, &format!("{base}/_emulator/faults"), &json!({"pathPrefix": "/v1", "latencyMs": 5000,
-        "partition": "other"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/_emulator/faults"),
+        &json!({"pathPrefix": "/v1", "latencyMs": 5000,
+        "partition": "other"}),
+    )
+    .await;
     assert_eq!(r.status, 201);
     let t0 = std::time::Instant::now();
     assert_eq!(get(&c, &format!("{base}/v1/versionInfo")).await.status, 200);
     assert!(t0.elapsed() < std::time::Duration::from_secs(4));
-    let r = post(&c, &format!("{base}/_emulator/faults"), &json!({"pathPrefix": "/v1/licenseInfo", "latencyMs": 200, "times": 1})).await;
+    let r = post(
+        &c,
+        &format!("{base}/_emulator/faults"),
+        &json!({"pathPrefix": "/v1/licenseInfo", "latencyMs": 200, "times": 1}),
+    )
+    .await;
     assert_eq!(r.status, 201);
     let t0 = std::time::Instant::now();
     assert_eq!(get(&c, &format!("{base}/v1/licenseInfo")).await.status, 200);
     assert!(t0.elapsed() >= std::time::Duration::from_millis(200));
-    let r = send(&c, Method::DELETE, &format!("{base}/_emulator/faults"), None, None).await;
+    let r = send(
+        &c,
+        Method::DELETE,
+        &format!("{base}/_emulator/faults"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert_eq!(get(&c, &format!("{base}/_emulator/faults")).await.body, json!([]));
+    assert_eq!(
+        get(&c, &format!("{base}/_emulator/faults")).await.body,
+        json!([])
+    );
     emu.shutdown().await;
 }
 
@@ -387,7 +740,10 @@ impl Approver {
         Self { key, spki }
     }
     fn sign(&self, msg: &[u8]) -> String {
-        b64(&self.key.sign("SHA256_WITH_ECDSA", msg, SignatureType::Der).unwrap())
+        b64(&self
+            .key
+            .sign("SHA256_WITH_ECDSA", msg, SignatureType::Der)
+            .unwrap())
     }
     fn auth(&self) -> Value {
         let ts = time::OffsetDateTime::now_utc()
@@ -397,7 +753,12 @@ impl Approver {
             "timestampDigestAlgorithm": "SHA-256", "approverPublicKey": self.spki})
     }
     async fn tasks(&self, c: &reqwest::Client, base: &str) -> Vec<Value> {
-        let r = post(c, &format!("{base}/v1/filteredAllApprovalTask"), &self.auth()).await;
+        let r = post(
+            c,
+            &format!("{base}/v1/filteredAllApprovalTask"),
+            &self.auth(),
+        )
+        .await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["tasks"].as_array().unwrap().clone()
     }
@@ -409,7 +770,14 @@ impl Approver {
     async fn reject(&self, c: &reqwest::Client, base: &str, task: &Value) -> Resp {
         let mut body = self.auth();
         body["id"] = task["id"].clone();
-        send(c, Method::DELETE, &format!("{base}/v1/task"), None, Some(body.to_string().into_bytes())).await
+        send(
+            c,
+            Method::DELETE,
+            &format!("{base}/v1/task"),
+            None,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 }
 
@@ -435,12 +803,17 @@ async fn ska_two_of_three() {
     body["policy"] = quorum_policy(&[&a1, &a2, &a3], 2, 0);
     let r = post(&c, &format!("{base}/v1/key"), &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.body["json"]["policy"]["ruleUse"]["tokens"][0]["groups"][0]["quorum"], 2);
+    assert_eq!(
+        r.body["json"]["policy"]["ruleUse"]["tokens"][0]["groups"][0]["quorum"],
+        2
+    );
 
     let sign_req = json!({"signRequest": {"signKeyName": "ska", "payload": b64(b"pay me"),
         "signatureAlgorithm": "SHA256_WITH_ECDSA", "metaData": b64(b"{\"app\":\"test\"}")}});
     // Sync sign needs approvals.
-    post(&c, &format!("{base}/v1/synchronousSign"), &sign_req).await.assert_error(400, 401);
+    post(&c, &format!("{base}/v1/synchronousSign"), &sign_req)
+        .await
+        .assert_error(400, 401);
     let r = post(&c, &format!("{base}/v1/sign"), &sign_req).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["signRequestId"].as_str().unwrap().to_owned();
@@ -454,12 +827,19 @@ async fn ska_two_of_three() {
     assert_eq!(tasks[0]["requestId"], id.as_str());
     assert_eq!(tasks[0]["type"], "SIGN");
     // A wrong signature is refused.
-    let bad = post(&c, &format!("{base}/v1/approval"), &json!({"id": tasks[0]["id"],
+    let bad = post(
+        &c,
+        &format!("{base}/v1/approval"),
+        &json!({"id": tasks[0]["id"],
         "approvalToBeSigned": tasks[0]["approvalToBeSigned"], "signature": a1.sign(b"other"),
-        "approvalDigestAlgorithm": "SHA-256", "approverPublicKey": a1.spki})).await;
+        "approvalDigestAlgorithm": "SHA-256", "approverPublicKey": a1.spki}),
+    )
+    .await;
     bad.assert_error(400, 403);
     // Another approver cannot use approver 1's task.
-    a2.approve(&c, &base, &tasks[0]).await.assert_error(403, 400);
+    a2.approve(&c, &base, &tasks[0])
+        .await
+        .assert_error(403, 400);
     assert_eq!(a1.approve(&c, &base, &tasks[0]).await.status, 200);
     let st = get(&c, &format!("{base}/v1/request/{id}")).await;
     assert_eq!(st.body["status"], "PENDING");
@@ -472,8 +852,13 @@ async fn ska_two_of_three() {
     let st = get(&c, &format!("{base}/v1/request/{id}")).await;
     assert_eq!(st.body["status"], "EXECUTED", "{}", st.body);
     let sig = st.body["result"].as_str().unwrap();
-    let v = post(&c, &format!("{base}/v1/verify"), &json!({"verifySignatureRequest": {"signKeyName": "ska",
-        "payload": b64(b"pay me"), "signature": sig, "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let v = post(
+        &c,
+        &format!("{base}/v1/verify"),
+        &json!({"verifySignatureRequest": {"signKeyName": "ska",
+        "payload": b64(b"pay me"), "signature": sig, "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     assert_eq!(v.body["signatureValid"], true);
     // Approver 2's task is gone with the request.
     assert!(a2.tasks(&c, &base).await.is_empty());
@@ -483,7 +868,10 @@ async fn ska_two_of_three() {
     let id2 = r.body["signRequestId"].as_str().unwrap().to_owned();
     let t = a1.tasks(&c, &base).await;
     assert_eq!(a1.reject(&c, &base, &t[0]).await.status, 200);
-    assert_eq!(get(&c, &format!("{base}/v1/request/{id2}")).await.body["status"], "PENDING");
+    assert_eq!(
+        get(&c, &format!("{base}/v1/request/{id2}")).await.body["status"],
+        "PENDING"
+    );
     let t = a2.tasks(&c, &base).await;
     assert_eq!(a2.reject(&c, &base, &t[0]).await.status, 200);
     let st = get(&c, &format!("{base}/v1/request/{id2}")).await;
@@ -493,34 +881,99 @@ async fn ska_two_of_three() {
     // Cancel a pending request.
     let r = post(&c, &format!("{base}/v1/sign"), &sign_req).await;
     let id3 = r.body["signRequestId"].as_str().unwrap().to_owned();
-    let r = send(&c, Method::DELETE, &format!("{base}/v1/request/{id3}"), None, None).await;
+    let r = send(
+        &c,
+        Method::DELETE,
+        &format!("{base}/v1/request/{id3}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert_eq!(get(&c, &format!("{base}/v1/request/{id3}")).await.body["status"], "CANCELLED");
+    assert_eq!(
+        get(&c, &format!("{base}/v1/request/{id3}")).await.body["status"],
+        "CANCELLED"
+    );
     assert!(a3.tasks(&c, &base).await.is_empty());
-    let r = post(&c, &format!("{base}/v1/filteredRequests"), &json!({"status": ["EXECUTED", "REJECTED"]})).await;
-    assert_eq!(r.body["requests"].as_array().unwrap().len(), 2, "{}", r.body);
-    get(&c, &format!("{base}/v1/request/{}", uuid::Uuid::new_v4())).await.assert_error(404, 651);
+    let r = post(
+        &c,
+        &format!("{base}/v1/filteredRequests"),
+        &json!({"status": ["EXECUTED", "REJECTED"]}),
+    )
+    .await;
+    assert_eq!(
+        r.body["requests"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.body
+    );
+    get(&c, &format!("{base}/v1/request/{}", uuid::Uuid::new_v4()))
+        .await
+        .assert_error(404, 651);
 
     // Timelock: 1-of-1 with 120 s; executes only once the emulator clock passes it.
     let mut body = ec_key_body("timelocked");
     body["policy"] = quorum_policy(&[&a1], 1, 120);
     assert_eq!(post(&c, &format!("{base}/v1/key"), &body).await.status, 201);
-    let r = post(&c, &format!("{base}/v1/sign"), &json!({"signRequest": {"signKeyName": "timelocked",
-        "payload": b64(b"later"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/sign"),
+        &json!({"signRequest": {"signKeyName": "timelocked",
+        "payload": b64(b"later"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     let id4 = r.body["signRequestId"].as_str().unwrap().to_owned();
     let t = a1.tasks(&c, &base).await;
     assert_eq!(a1.approve(&c, &base, &t[0]).await.status, 200);
-    assert_eq!(get(&c, &format!("{base}/v1/request/{id4}")).await.body["status"], "APPROVED");
-    let r = post(&c, &format!("{base}/_emulator/clock/advance"), &json!({"seconds": 120})).await;
+    assert_eq!(
+        get(&c, &format!("{base}/v1/request/{id4}")).await.body["status"],
+        "APPROVED"
+    );
+    let r = post(
+        &c,
+        &format!("{base}/_emulator/clock/advance"),
+        &json!({"seconds": 120}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let st = get(&c, &format!("{base}/v1/request/{id4}")).await;
     assert_eq!(st.body["status"], "EXECUTED", "{}", st.body);
 
+    // Timeout: nobody approves within 60 s of the emulator clock -> EXPIRED, tasks gone.
+    let mut body = ec_key_body("short-lived");
+    body["policy"] = quorum_policy(&[&a2], 1, 0);
+    body["policy"]["ruleUse"]["tokens"][0]["timeout"] = json!(60);
+    assert_eq!(post(&c, &format!("{base}/v1/key"), &body).await.status, 201);
+    let r = post(&c, &format!("{base}/v1/sign"), &json!({"signRequest": {"signKeyName": "short-lived",
+        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let id6 = r.body["signRequestId"].as_str().unwrap().to_owned();
+    let t = a2.tasks(&c, &base).await;
+    assert_eq!(t.len(), 1);
+    let r = post(&c, &format!("{base}/_emulator/clock/advance"), &json!({"seconds": 120})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(get(&c, &format!("{base}/v1/request/{id6}")).await.body["status"], "EXPIRED");
+    a2.approve(&c, &base, &t[0]).await.assert_error(404, 652);
+    assert!(a2.tasks(&c, &base).await.is_empty());
+
     // Deleting the key cancels its open requests.
     let r = post(&c, &format!("{base}/v1/sign"), &sign_req).await;
     let id5 = r.body["signRequestId"].as_str().unwrap().to_owned();
-    assert_eq!(send(&c, Method::DELETE, &format!("{base}/v1/key/ska"), None, None).await.status, 200);
-    assert_eq!(get(&c, &format!("{base}/v1/request/{id5}")).await.body["status"], "CANCELLED");
+    assert_eq!(
+        send(
+            &c,
+            Method::DELETE,
+            &format!("{base}/v1/key/ska"),
+            None,
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        get(&c, &format!("{base}/v1/request/{id5}")).await.body["status"],
+        "CANCELLED"
+    );
     emu.shutdown().await;
 }
 
@@ -530,30 +983,58 @@ async fn approver_management_and_onboarded_approver() {
     let emu = start(EmulatorConfig::default()).await;
     let c = client();
     let base = emu.base_url();
-    let r = post(&c, &format!("{base}/v1/approverManagement/create"), &json!({"approverName": "alice@example.test",
-        "algorithm": "RSA", "keySize": 2048, "backupPassword": ["b", "k"], "validity": 30})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/approverManagement/create"),
+        &json!({"approverName": "alice@example.test",
+        "algorithm": "RSA", "keySize": 2048, "backupPassword": ["b", "k"], "validity": 30}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let code = r.body["oneTimeCode"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 6);
-    let r = post(&c, &format!("{base}/v1/approverManagement/create"), &json!({"approverName": "alice@example.test",
-        "keySize": 2048, "backupPassword": "x"})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/approverManagement/create"),
+        &json!({"approverName": "alice@example.test",
+        "keySize": 2048, "backupPassword": "x"}),
+    )
+    .await;
     r.assert_error(400, 632);
-    let st = get(&c, &format!("{base}/v1/approverManagement/onboarding/status")).await;
+    let st = get(
+        &c,
+        &format!("{base}/v1/approverManagement/onboarding/status"),
+    )
+    .await;
     assert_eq!(st.body["pending"][0]["approverName"], "alice@example.test");
 
     let transport = "0123456789abcdef";
-    let bad = post(&c, &format!("{base}/v1/approver/onboard"), &json!({"approverName": "alice@example.test",
-        "oneTimeCode": "000000x", "transportPassword": transport})).await;
+    let bad = post(
+        &c,
+        &format!("{base}/v1/approver/onboard"),
+        &json!({"approverName": "alice@example.test",
+        "oneTimeCode": "000000x", "transportPassword": transport}),
+    )
+    .await;
     bad.assert_error(400, 412);
     let chars: Vec<String> = code.chars().map(|c| c.to_string()).collect();
-    let r = post(&c, &format!("{base}/v1/approver/onboard"), &json!({"approverName": "alice@example.test",
-        "oneTimeCode": chars, "transportPassword": transport})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/approver/onboard"),
+        &json!({"approverName": "alice@example.test",
+        "oneTimeCode": chars, "transportPassword": transport}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let key_bytes = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, transport.as_bytes());
     let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key_bytes.as_ref()).unwrap());
-    let iv: [u8; 12] = unb64(r.body["initializationVector"].as_str().unwrap()).try_into().unwrap();
+    let iv: [u8; 12] = unb64(r.body["initializationVector"].as_str().unwrap())
+        .try_into()
+        .unwrap();
     let mut buf = unb64(r.body["encryptedPayload"].as_str().unwrap());
-    let plain = aead.open_in_place(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut buf).unwrap();
+    let plain = aead
+        .open_in_place(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut buf)
+        .unwrap();
     let bundle = String::from_utf8(plain.to_vec()).unwrap();
     let section = |label: &str| -> Vec<u8> {
         let start = bundle.find(&format!("-----BEGIN {label}-----")).unwrap();
@@ -569,11 +1050,23 @@ async fn approver_management_and_onboarded_approver() {
     .unwrap();
     let cert_b64 = b64(&section("CERTIFICATE"));
     // The one-time code is consumed.
-    let again = post(&c, &format!("{base}/v1/approver/onboard"), &json!({"approverName": "alice@example.test",
-        "oneTimeCode": code, "transportPassword": transport})).await;
+    let again = post(
+        &c,
+        &format!("{base}/v1/approver/onboard"),
+        &json!({"approverName": "alice@example.test",
+        "oneTimeCode": code, "transportPassword": transport}),
+    )
+    .await;
     again.assert_error(400, 412);
-    let st = get(&c, &format!("{base}/v1/approverManagement/onboarding/status")).await;
-    assert_eq!(st.body["onboarded"][0]["approverCertificate"], cert_b64.as_str());
+    let st = get(
+        &c,
+        &format!("{base}/v1/approverManagement/onboarding/status"),
+    )
+    .await;
+    assert_eq!(
+        st.body["onboarded"][0]["approverCertificate"],
+        cert_b64.as_str()
+    );
 
     // A key governed by the onboarded approver (1-of-1).
     let mut body = ec_key_body("by-alice");
@@ -582,14 +1075,30 @@ async fn approver_management_and_onboarded_approver() {
         "keyStatus": {"blocked": false}});
     let r = post(&c, &format!("{base}/v1/key"), &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = post(&c, &format!("{base}/v1/sign"), &json!({"signRequest": {"signKeyName": "by-alice",
-        "payload": b64(b"m"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/sign"),
+        &json!({"signRequest": {"signKeyName": "by-alice",
+        "payload": b64(b"m"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     let id = r.body["signRequestId"].as_str().unwrap().to_owned();
-    let rsa_sign = |m: &[u8]| b64(&approver_key.sign("SHA256_WITH_RSA", m, SignatureType::Der).unwrap());
-    let ts = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
-    let r = post(&c, &format!("{base}/v1/filteredSignApprovalTask"), &json!({"timestamp": ts,
+    let rsa_sign = |m: &[u8]| {
+        b64(&approver_key
+            .sign("SHA256_WITH_RSA", m, SignatureType::Der)
+            .unwrap())
+    };
+    let ts = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let r = post(
+        &c,
+        &format!("{base}/v1/filteredSignApprovalTask"),
+        &json!({"timestamp": ts,
         "timestampSignature": rsa_sign(ts.as_bytes()), "timestampDigestAlgorithm": "SHA-256",
-        "approverCertificate": cert_b64, "detailLevel": "level2"})).await;
+        "approverCertificate": cert_b64, "detailLevel": "level2"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let task = r.body["tasks"][0].clone();
     assert!(task.get("metaData").is_some());
@@ -597,28 +1106,48 @@ async fn approver_management_and_onboarded_approver() {
     let r = post(&c, &format!("{base}/v1/approval"), &json!({"id": task["id"], "approvalToBeSigned": task["approvalToBeSigned"],
         "signature": rsa_sign(&tbs), "approvalDigestAlgorithm": "SHA-256", "approverCertificate": cert_b64})).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(get(&c, &format!("{base}/v1/request/{id}")).await.body["status"], "EXECUTED");
+    assert_eq!(
+        get(&c, &format!("{base}/v1/request/{id}")).await.body["status"],
+        "EXECUTED"
+    );
     // A stale timestamp is refused.
     let old = (time::OffsetDateTime::now_utc() - time::Duration::minutes(11))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let r = post(&c, &format!("{base}/v1/filteredAllApprovalTask"), &json!({"timestamp": old,
-        "timestampSignature": rsa_sign(old.as_bytes()), "approverCertificate": cert_b64})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/filteredAllApprovalTask"),
+        &json!({"timestamp": old,
+        "timestampSignature": rsa_sign(old.as_bytes()), "approverCertificate": cert_b64}),
+    )
+    .await;
     r.assert_error(400, 404);
-    let r = send(&c, Method::DELETE, &format!("{base}/v1/approverManagement/delete/alice@example.test"), None, None).await;
+    let r = send(
+        &c,
+        Method::DELETE,
+        &format!("{base}/v1/approverManagement/delete/alice@example.test"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn tls_and_mtls() {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params.distinguished_name.push(DnType::CommonName, "Test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Test CA");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::from_params(&ca_params, &ca_key);
     let server_key = KeyPair::generate().unwrap();
@@ -628,7 +1157,9 @@ async fn tls_and_mtls() {
         .unwrap();
     let client_key = KeyPair::generate().unwrap();
     let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client_params.distinguished_name.push(DnType::CommonName, "client");
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "client");
     client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
 
@@ -644,11 +1175,64 @@ async fn tls_and_mtls() {
     .await;
     assert!(emu.base_url().starts_with("https://"));
     let ca = reqwest::Certificate::from_pem(ca_cert.pem().as_bytes()).unwrap();
-    let identity = reqwest::Identity::from_pem(format!("{}{}", client_cert.pem(), client_key.serialize_pem()).as_bytes()).unwrap();
-    let with_cert = reqwest::Client::builder().tls_certs_only([ca.clone()]).identity(identity).build().unwrap();
-    let r = with_cert.get(format!("{}/v1/versionInfo", emu.base_url())).send().await.unwrap();
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", client_cert.pem(), client_key.serialize_pem()).as_bytes(),
+    )
+    .unwrap();
+    let with_cert = reqwest::Client::builder()
+        .tls_certs_only([ca.clone()])
+        .identity(identity)
+        .build()
+        .unwrap();
+    let r = with_cert
+        .get(format!("{}/v1/versionInfo", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let without = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
-    assert!(without.get(format!("{}/v1/versionInfo", emu.base_url())).send().await.is_err());
+    let without = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    assert!(
+        without
+            .get(format!("{}/v1/versionInfo", emu.base_url()))
+            .send()
+            .await
+            .is_err()
+    );
+    emu.shutdown().await;
+}
+
+/// Manual scale check (run with `--ignored`): 100 000 keys, then time the key list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: creates 100 000 keys"]
+async fn list_100k_keys() {
+    let emu = start(EmulatorConfig::default()).await;
+    let c = client();
+    let url = format!("{}/v1/key", emu.base_url());
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let c = c.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..100_000).step_by(16) {
+                let r = post(&c, &url, &json!({"label": format!("k{i:06}"), "algorithm": "AES", "keySize": 128,
+                    "attributes": {"decrypt": true}})).await;
+                assert_eq!(r.status, 201);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..5 {
+        let t0 = std::time::Instant::now();
+        let r = get(&c, &url).await;
+        best = best.min(t0.elapsed());
+        assert_eq!(r.body.as_array().unwrap().len(), 100_000);
+    }
+    println!("GET /v1/key with 100000 keys: best of 5 = {best:?}");
     emu.shutdown().await;
 }

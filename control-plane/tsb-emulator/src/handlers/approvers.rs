@@ -47,14 +47,23 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     }
     let key_size = req.key_size.unwrap_or(3072);
     if ![2048, 3072, 4096].contains(&key_size) {
-        return Err(TsbError::new(603, "approver key size must be 2048, 3072 or 4096"));
+        return Err(TsbError::new(
+            603,
+            "approver key size must be 2048, 3072 or 4096",
+        ));
     }
-    let backup = req.backup_password.filter(|p| !p.is_empty()).ok_or_else(|| TsbError::missing("backupPassword"))?;
+    let backup = req
+        .backup_password
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| TsbError::missing("backupPassword"))?;
     let validity = req.validity.unwrap_or(365).clamp(1, 36_500);
     {
         let st = ctx.part.state.lock().await;
         if st.approvers.contains_key(&name) {
-            return Err(TsbError::new(632, format!("approver '{name}' already exists")));
+            return Err(TsbError::new(
+                632,
+                format!("approver '{name}' already exists"),
+            ));
         }
     }
     let cn = name.clone();
@@ -99,7 +108,10 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let backup_password = aead::hash_password(backup.as_str())?;
     let mut st = ctx.part.state.lock().await;
     if st.approvers.contains_key(&name) {
-        return Err(TsbError::new(632, format!("approver '{name}' already exists")));
+        return Err(TsbError::new(
+            632,
+            format!("approver '{name}' already exists"),
+        ));
     }
     st.approvers.insert(
         name.clone(),
@@ -112,7 +124,14 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
             backup_password,
         },
     );
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Approver(name.clone())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::Approver(name.clone())],
+        )
+        .await
+    {
         st.approvers.remove(&name);
         return Err(e);
     }
@@ -130,14 +149,19 @@ struct OnboardReq {
 pub(crate) async fn onboard(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let req: OnboardReq = parse_body(ctx.body)?;
     let name = required_str(req.approver_name, "approverName")?;
-    let code = req.one_time_code.filter(|p| !p.is_empty()).ok_or_else(|| TsbError::missing("oneTimeCode"))?;
+    let code = req
+        .one_time_code
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| TsbError::missing("oneTimeCode"))?;
     let transport = req
         .transport_password
         .filter(|p| !p.is_empty())
         .ok_or_else(|| TsbError::missing("transportPassword"))?;
     let tp_len = transport.as_str().chars().count();
     if tp_len != 16 && tp_len != 32 {
-        return Err(TsbError::validation("transportPassword must have 16 or 32 characters"));
+        return Err(TsbError::validation(
+            "transportPassword must have 16 or 32 characters",
+        ));
     }
     let mut st = ctx.part.state.lock().await;
     let ap = st
@@ -145,7 +169,8 @@ pub(crate) async fn onboard(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
         .get_mut(&name)
         .ok_or_else(|| TsbError::new(654, format!("approver '{name}' does not exist")))?;
     let matches = ap.one_time_code.as_deref().is_some_and(|c| {
-        aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), code.as_str().as_bytes()).is_ok()
+        aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), code.as_str().as_bytes())
+            .is_ok()
     });
     if !matches {
         return Err(TsbError::new(412, "invalid one-time code"));
@@ -164,7 +189,14 @@ pub(crate) async fn onboard(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let (iv, ct) = aead::seal(&key, bundle.as_bytes())?;
     let old_code = ap.one_time_code.take();
     ap.onboarded = true;
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Approver(name.clone())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::Approver(name.clone())],
+        )
+        .await
+    {
         if let Some(ap) = st.approvers.get_mut(&name) {
             ap.one_time_code = old_code;
             ap.onboarded = false;
@@ -196,11 +228,18 @@ pub(crate) async fn renew_code(ctx: &Ctx<'_>, restore: bool) -> Result<JsonOut, 
         .get_mut(&name)
         .ok_or_else(|| TsbError::new(654, format!("approver '{name}' does not exist")))?;
     if !restore && ap.onboarded {
-        return Err(TsbError::forbidden_for_key("approver is already onboarded; use restoreFromBackup"));
+        return Err(TsbError::forbidden_for_key(
+            "approver is already onboarded; use restoreFromBackup",
+        ));
     }
     ap.one_time_code = Some(code.clone());
     ap.onboarded = false;
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Approver(name)]).await?;
+    st.flush(
+        &ctx.shared.persistence,
+        &ctx.part.name,
+        &[Dirty::Approver(name)],
+    )
+    .await?;
     Ok(JsonOut::ok(json!({ "oneTimeCode": code })))
 }
 
@@ -259,9 +298,21 @@ pub(crate) async fn forgot_password(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> 
 pub(crate) async fn status(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let st = ctx.part.state.lock().await;
     let entry = |a: &ApproverRecord| json!({ "approverName": a.name, "approverCertificate": a.certificate });
-    let onboarded: Vec<Value> = st.approvers.values().filter(|a| a.onboarded).map(entry).collect();
-    let pending: Vec<Value> = st.approvers.values().filter(|a| !a.onboarded).map(entry).collect();
-    Ok(JsonOut::ok(json!({ "onboarded": onboarded, "pending": pending })))
+    let onboarded: Vec<Value> = st
+        .approvers
+        .values()
+        .filter(|a| a.onboarded)
+        .map(entry)
+        .collect();
+    let pending: Vec<Value> = st
+        .approvers
+        .values()
+        .filter(|a| !a.onboarded)
+        .map(entry)
+        .collect();
+    Ok(JsonOut::ok(
+        json!({ "onboarded": onboarded, "pending": pending }),
+    ))
 }
 
 pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<JsonOut, TsbError> {
@@ -270,7 +321,14 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<JsonOut, TsbErro
         .approvers
         .remove(name)
         .ok_or_else(|| TsbError::new(654, format!("approver '{name}' does not exist")))?;
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Approver(name.to_owned())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::Approver(name.to_owned())],
+        )
+        .await
+    {
         st.approvers.insert(name.to_owned(), removed);
         return Err(e);
     }

@@ -10,7 +10,9 @@ use crate::crypto::{self, SubjectAttributes};
 use crate::error::TsbError;
 use crate::model::{Dirty, PartitionState, RequestKind};
 use crate::server::{Ctx, Reply};
-use crate::wire::{self, JsonOut, Password, parse_body, parse_json, required_str, unwrap_optional_wrapper};
+use crate::wire::{
+    self, JsonOut, Password, parse_body, parse_json, required_str, unwrap_optional_wrapper,
+};
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -48,7 +50,10 @@ pub(crate) struct CertReq {
 }
 
 fn subject(p: &CertReq) -> Result<SubjectAttributes, TsbError> {
-    let a = p.standard_certificate_attributes.clone().unwrap_or_default();
+    let a = p
+        .standard_certificate_attributes
+        .clone()
+        .unwrap_or_default();
     let cn = a
         .common_name
         .clone()
@@ -82,7 +87,10 @@ fn validity(p: &CertReq) -> Result<u32, TsbError> {
     }
 }
 
-fn checked_key<'a>(st: &'a PartitionState, p: &CertReq) -> Result<(String, String, &'a crate::model::KeyRecord), TsbError> {
+fn checked_key<'a>(
+    st: &'a PartitionState,
+    p: &CertReq,
+) -> Result<(String, String, &'a crate::model::KeyRecord), TsbError> {
     let name = required_str(p.sign_key_name.clone(), "signKeyName")?;
     let alg = required_str(p.signature_algorithm.clone(), "signatureAlgorithm")?;
     let key = get_key(st, &name)?;
@@ -96,14 +104,20 @@ pub(crate) fn op_csr(st: &mut PartitionState, p: &CertReq, dry: bool) -> Result<
     let days = validity(p)?;
     let (name, alg, key) = checked_key(st, p)?;
     if dry {
-        return Ok(OpOut { status: 200, body: Value::Null, result: String::new(), dirty: vec![] });
+        return Ok(OpOut {
+            status: 200,
+            body: Value::Null,
+            result: String::new(),
+            dirty: vec![],
+        });
     }
     let ku = p.key_usage.clone().unwrap_or_default();
     let eku = p.extended_key_usage.clone().unwrap_or_default();
     let csr = crypto::create_csr(&key.material, &alg, &subj, &ku, &eku)?;
     let mut dirty = Vec::new();
     if key.certificate_pem.is_none() {
-        let cert = crypto::self_signed_certificate(&key.material, &alg, &subj, days, &ku, &eku, false)?;
+        let cert =
+            crypto::self_signed_certificate(&key.material, &alg, &subj, days, &ku, &eku, false)?;
         get_key_mut(st, &name)?.certificate_pem = Some(cert);
         dirty.push(Dirty::Key(name.clone()));
     }
@@ -115,12 +129,21 @@ pub(crate) fn op_csr(st: &mut PartitionState, p: &CertReq, dry: bool) -> Result<
     })
 }
 
-pub(crate) fn op_selfsign(st: &mut PartitionState, p: &CertReq, dry: bool) -> Result<OpOut, TsbError> {
+pub(crate) fn op_selfsign(
+    st: &mut PartitionState,
+    p: &CertReq,
+    dry: bool,
+) -> Result<OpOut, TsbError> {
     let subj = subject(p)?;
     let days = validity(p)?;
     let (name, alg, key) = checked_key(st, p)?;
     if dry {
-        return Ok(OpOut { status: 200, body: Value::Null, result: String::new(), dirty: vec![] });
+        return Ok(OpOut {
+            status: 200,
+            body: Value::Null,
+            result: String::new(),
+            dirty: vec![],
+        });
     }
     let ku = p.key_usage.clone().unwrap_or_default();
     let eku = p.extended_key_usage.clone().unwrap_or_default();
@@ -146,18 +169,34 @@ fn csr_pem(s: &str) -> Result<String, TsbError> {
     if s.contains("-----BEGIN") {
         Ok(s.to_owned())
     } else {
-        let der = wire::b64_decode(s, "certificateSigningRequest")
-            .map_err(|_| TsbError::new(628, "certificateSigningRequest is neither PEM nor base64 DER"))?;
+        let der = wire::b64_decode(s, "certificateSigningRequest").map_err(|_| {
+            TsbError::new(
+                628,
+                "certificateSigningRequest is neither PEM nor base64 DER",
+            )
+        })?;
         Ok(wire::pem_encode("CERTIFICATE REQUEST", &der))
     }
 }
 
-pub(crate) fn op_sign_csr(st: &mut PartitionState, p: &CertReq, dry: bool) -> Result<OpOut, TsbError> {
-    let csr = csr_pem(&required_str(p.certificate_signing_request.clone(), "certificateSigningRequest")?)?;
+pub(crate) fn op_sign_csr(
+    st: &mut PartitionState,
+    p: &CertReq,
+    dry: bool,
+) -> Result<OpOut, TsbError> {
+    let csr = csr_pem(&required_str(
+        p.certificate_signing_request.clone(),
+        "certificateSigningRequest",
+    )?)?;
     let days = validity(p)?;
     let (name, alg, key) = checked_key(st, p)?;
     if dry {
-        return Ok(OpOut { status: 200, body: Value::Null, result: String::new(), dirty: vec![] });
+        return Ok(OpOut {
+            status: 200,
+            body: Value::Null,
+            result: String::new(),
+            dirty: vec![],
+        });
     }
     let ku = p.key_usage.clone().unwrap_or_default();
     let eku = p.extended_key_usage.clone().unwrap_or_default();
@@ -194,7 +233,12 @@ pub(crate) async fn sync_csr(ctx: &Ctx<'_>, _download: bool) -> Result<JsonOut, 
 
 pub(crate) async fn sync_csr_download(ctx: &Ctx<'_>) -> Result<Reply, TsbError> {
     let out = ops::sync_cert(ctx, RequestKind::Csr, inner(ctx, RequestKind::Csr)?).await?;
-    let label = out.body.get("label").and_then(Value::as_str).unwrap_or("key").to_owned();
+    let label = out
+        .body
+        .get("label")
+        .and_then(Value::as_str)
+        .unwrap_or("key")
+        .to_owned();
     let csr = out
         .body
         .get("certificateSigningRequest")
@@ -210,11 +254,21 @@ pub(crate) async fn sync_csr_download(ctx: &Ctx<'_>) -> Result<Reply, TsbError> 
 }
 
 pub(crate) async fn sync_selfsign(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
-    ops::sync_cert(ctx, RequestKind::SelfSign, inner(ctx, RequestKind::SelfSign)?).await
+    ops::sync_cert(
+        ctx,
+        RequestKind::SelfSign,
+        inner(ctx, RequestKind::SelfSign)?,
+    )
+    .await
 }
 
 pub(crate) async fn sync_sign_csr(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
-    ops::sync_cert(ctx, RequestKind::SignCertificate, inner(ctx, RequestKind::SignCertificate)?).await
+    ops::sync_cert(
+        ctx,
+        RequestKind::SignCertificate,
+        inner(ctx, RequestKind::SignCertificate)?,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -226,8 +280,11 @@ struct ImportCert {
 pub(crate) async fn import_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let req: ImportCert = parse_body(ctx.body)?;
     let label = required_str(req.label, "label")?;
-    let der = wire::der_from_b64_or_pem(&required_str(req.certificate, "certificate")?, "certificate")
-        .map_err(|_| TsbError::new(626, "certificate is not valid base64 DER"))?;
+    let der = wire::der_from_b64_or_pem(
+        &required_str(req.certificate, "certificate")?,
+        "certificate",
+    )
+    .map_err(|_| TsbError::new(626, "certificate is not valid base64 DER"))?;
     let cert_spki = crypto::certificate_public_key(&der)
         .map_err(|e| TsbError::new(626, format!("invalid certificate: {e}")))?;
     let mut st = ctx.part.state.lock().await;
@@ -235,11 +292,21 @@ pub(crate) async fn import_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     if let Some(pk) = key.material.public_key_der()
         && pk != cert_spki
     {
-        return Err(TsbError::new(402, "certificate public key does not match the key"));
+        return Err(TsbError::new(
+            402,
+            "certificate public key does not match the key",
+        ));
     }
     let pem = wire::pem_encode("CERTIFICATE", &der);
     let old = key.certificate_pem.replace(pem.clone());
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Key(label.clone())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::Key(label.clone())],
+        )
+        .await
+    {
         if let Some(k) = st.keys.get_mut(&label) {
             k.certificate_pem = old;
         }
@@ -253,7 +320,10 @@ pub(crate) async fn get(ctx: &Ctx<'_>, name: &str) -> Result<JsonOut, TsbError> 
     let key = get_key(&st, name)?;
     match &key.certificate_pem {
         Some(c) => Ok(JsonOut::ok(json!({ "label": name, "certificate": c }))),
-        None => Err(TsbError::new(650, format!("key '{name}' has no certificate"))),
+        None => Err(TsbError::new(
+            650,
+            format!("key '{name}' has no certificate"),
+        )),
     }
 }
 
@@ -261,8 +331,16 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<JsonOut, TsbErro
     let mut st = ctx.part.state.lock().await;
     let key = get_key_mut(&mut st, name)?;
     if key.certificate_pem.take().is_none() {
-        return Err(TsbError::new(650, format!("key '{name}' has no certificate")));
+        return Err(TsbError::new(
+            650,
+            format!("key '{name}' has no certificate"),
+        ));
     }
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Key(name.to_owned())]).await?;
+    st.flush(
+        &ctx.shared.persistence,
+        &ctx.part.name,
+        &[Dirty::Key(name.to_owned())],
+    )
+    .await?;
     Ok(JsonOut::ok(json!({})))
 }

@@ -24,12 +24,16 @@ fn validate_label(label: &str) -> Result<(), TsbError> {
     if ok {
         Ok(())
     } else {
-        Err(TsbError::new(610, "data object labels are 1-256 characters of [A-Za-z0-9._:@/-]"))
+        Err(TsbError::new(
+            610,
+            "data object labels are 1-256 characters of [A-Za-z0-9._:@/-]",
+        ))
     }
 }
 
 fn validate_value(value: &str) -> Result<(), TsbError> {
-    let decoded = wire::b64_decode(value, "value").map_err(|_| TsbError::new(616, "value is not valid base64"))?;
+    let decoded = wire::b64_decode(value, "value")
+        .map_err(|_| TsbError::new(616, "value is not valid base64"))?;
     if decoded.len() > MAX_VALUE {
         return Err(TsbError::new(616, "value larger than 1 MiB"));
     }
@@ -57,7 +61,10 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     validate_value(&value)?;
     let mut st = ctx.part.state.lock().await;
     if st.data_objects.contains_key(&label) {
-        return Err(TsbError::new(615, format!("data object '{label}' already exists")));
+        return Err(TsbError::new(
+            615,
+            format!("data object '{label}' already exists"),
+        ));
     }
     st.data_objects.insert(
         label.clone(),
@@ -69,7 +76,14 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
             private: req.private.unwrap_or(true),
         },
     );
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::DataObject(label.clone())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::DataObject(label.clone())],
+        )
+        .await
+    {
         st.data_objects.remove(&label);
         return Err(e);
     }
@@ -79,7 +93,10 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
 pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let st = ctx.part.state.lock().await;
     Ok(JsonOut::ok(Value::Array(
-        st.data_objects.keys().map(|k| Value::String(k.clone())).collect(),
+        st.data_objects
+            .keys()
+            .map(|k| Value::String(k.clone()))
+            .collect(),
     )))
 }
 
@@ -105,12 +122,24 @@ pub(crate) async fn update(ctx: &Ctx<'_>, label: &str) -> Result<JsonOut, TsbErr
     let value = req.value.ok_or_else(|| TsbError::missing("value"))?;
     validate_value(&value)?;
     let mut st = ctx.part.state.lock().await;
-    let o = st.data_objects.get_mut(label).ok_or_else(|| not_found(label))?;
+    let o = st
+        .data_objects
+        .get_mut(label)
+        .ok_or_else(|| not_found(label))?;
     if !o.modifiable {
-        return Err(TsbError::forbidden_for_key(format!("data object '{label}' is not modifiable")));
+        return Err(TsbError::forbidden_for_key(format!(
+            "data object '{label}' is not modifiable"
+        )));
     }
     let old = std::mem::replace(&mut o.value, value);
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::DataObject(label.to_owned())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::DataObject(label.to_owned())],
+        )
+        .await
+    {
         if let Some(o) = st.data_objects.get_mut(label) {
             o.value = old;
         }
@@ -123,10 +152,19 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, label: &str) -> Result<JsonOut, TsbErr
     let mut st = ctx.part.state.lock().await;
     let o = st.data_objects.get(label).ok_or_else(|| not_found(label))?;
     if !o.destroyable {
-        return Err(TsbError::forbidden_for_key(format!("data object '{label}' is not destroyable")));
+        return Err(TsbError::forbidden_for_key(format!(
+            "data object '{label}' is not destroyable"
+        )));
     }
     let removed = st.data_objects.remove(label);
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::DataObject(label.to_owned())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::DataObject(label.to_owned())],
+        )
+        .await
+    {
         if let Some(r) = removed {
             st.data_objects.insert(label.to_owned(), r);
         }
@@ -149,7 +187,8 @@ pub(crate) fn license_info() -> Result<JsonOut, TsbError> {
 
 pub(crate) async fn statistics(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let st = ctx.part.state.lock().await;
-    let (mut private, mut public, mut secret, mut certs, mut invalidated) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut private, mut public, mut secret, mut certs, mut invalidated) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut used: u64 = 0;
     for k in st.keys.values() {
         let has_public = k.material.public_key_der().is_some();

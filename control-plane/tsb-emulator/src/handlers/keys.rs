@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{check_password, descriptor, get_key, get_key_mut, validate_key_label, validate_policy};
+use super::{
+    check_password, descriptor, get_key, get_key_mut, validate_key_label, validate_policy,
+};
 use crate::crypto::{self, KeyMaterial, KeySpec, PlainImport};
 use crate::error::TsbError;
 use crate::model::{AttributesIn, Dirty, KeyRecord, PartitionState, RequestStatus};
@@ -46,24 +48,37 @@ pub(crate) fn check_attribute_combination(
     public_only: bool,
 ) -> Result<(), TsbError> {
     if !(public_only || attrs.decrypt || attrs.sign || attrs.unwrap) {
-        return Err(TsbError::new(606, "at least one of decrypt, sign or unwrap must be true"));
+        return Err(TsbError::new(
+            606,
+            "at least one of decrypt, sign or unwrap must be true",
+        ));
     }
     if attrs.extractable && policy.is_some() {
-        return Err(TsbError::new(606, "extractable keys must be created with policy null"));
+        return Err(TsbError::new(
+            606,
+            "extractable keys must be created with policy null",
+        ));
     }
     if attrs.bip32 && !(algorithm.eq_ignore_ascii_case("EC") && attrs.derive) {
         return Err(TsbError::new(606, "bip32 requires an EC key with derive"));
     }
     if attrs.slip10
-        && !((algorithm.eq_ignore_ascii_case("EC") || algorithm.eq_ignore_ascii_case("ED")) && attrs.derive)
+        && !((algorithm.eq_ignore_ascii_case("EC") || algorithm.eq_ignore_ascii_case("ED"))
+            && attrs.derive)
     {
-        return Err(TsbError::new(606, "slip10 requires an EC or ED key with derive"));
+        return Err(TsbError::new(
+            606,
+            "slip10 requires an EC or ED key with derive",
+        ));
     }
     if let Some(p) = policy
         && p.blocked()
         && p.rule_unblock.is_none()
     {
-        return Err(TsbError::new(606, "a key blocked at creation needs a ruleUnblock"));
+        return Err(TsbError::new(
+            606,
+            "a key blocked at creation needs a ruleUnblock",
+        ));
     }
     Ok(())
 }
@@ -114,7 +129,10 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let policy = parse_policy(req.policy)?;
     check_attribute_combination(&algorithm, &attrs, policy.as_ref(), false)?;
     if req.address_format.as_ref().is_some_and(|v| !v.is_null()) && policy.is_none() {
-        return Err(TsbError::new(630, "addressFormat is only allowed for SKA keys"));
+        return Err(TsbError::new(
+            630,
+            "addressFormat is only allowed for SKA keys",
+        ));
     }
     {
         let st = ctx.part.state.lock().await;
@@ -126,7 +144,12 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
         }
     }
     let password = hash_password(req.password.as_ref())?;
-    let (alg, size, curve, alg_oid) = (algorithm.clone(), req.key_size, req.curve_oid.clone(), req.algorithm_oid.clone());
+    let (alg, size, curve, alg_oid) = (
+        algorithm.clone(),
+        req.key_size,
+        req.curve_oid.clone(),
+        req.algorithm_oid.clone(),
+    );
     let material = tokio::task::spawn_blocking(move || {
         crypto::generate(&KeySpec {
             algorithm: &alg,
@@ -142,11 +165,26 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     if st.keys.contains_key(&label) {
         return Err(TsbError::new(608, format!("key '{label}' already exists")));
     }
-    let mut rec = new_record(ctx.shared, label.clone(), req.id, material, attrs, policy, password);
+    let mut rec = new_record(
+        ctx.shared,
+        label.clone(),
+        req.id,
+        material,
+        attrs,
+        policy,
+        password,
+    );
     rec.address_format = req.address_format.filter(|v| !v.is_null());
     let body = descriptor(ctx.shared, &rec);
     st.keys.insert(label.clone(), rec);
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Key(label.clone())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::Key(label.clone())],
+        )
+        .await
+    {
         st.keys.remove(&label);
         return Err(e);
     }
@@ -187,7 +225,9 @@ pub(crate) async fn attributes_deprecated(ctx: &Ctx<'_>, name: &str) -> Result<J
 pub(crate) fn remove_key(st: &mut PartitionState, name: &str) -> Result<Vec<Dirty>, TsbError> {
     let key = get_key(st, name)?;
     if !key.attributes.destroyable {
-        return Err(TsbError::forbidden_for_key(format!("key '{name}' is not destroyable")));
+        return Err(TsbError::forbidden_for_key(format!(
+            "key '{name}' is not destroyable"
+        )));
     }
     let mut dirty = vec![Dirty::Key(name.to_owned())];
     for r in st.requests.values_mut() {
@@ -214,7 +254,8 @@ pub(crate) async fn delete(
         check_password(get_key(&st, name)?, pw, true)?;
     }
     let dirty = remove_key(&mut st, name)?;
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty).await?;
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
+        .await?;
     tracing::info!(partition = %ctx.part.name, key = %name, "key deleted");
     Ok(JsonOut::ok(json!({})))
 }
@@ -233,7 +274,14 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> 
     let key = get_key_mut(&mut st, &label)?;
     check_password(key, req.password.as_ref(), true)?;
     let old = std::mem::replace(&mut key.password, new_hash);
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Key(label.clone())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::Key(label.clone())],
+        )
+        .await
+    {
         if let Some(k) = st.keys.get_mut(&label) {
             k.password = old;
         }
@@ -264,20 +312,31 @@ pub(crate) async fn import_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     validate_key_label(&label)?;
     let algorithm = required_str(req.algorithm, "algorithm")?;
     let dec = |v: &Option<String>, f: &str| -> Result<Option<Vec<u8>>, TsbError> {
-        v.as_deref().filter(|s| !s.is_empty()).map(|s| wire::der_from_b64_or_pem(s, f)).transpose()
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| wire::der_from_b64_or_pem(s, f))
+            .transpose()
     };
     let private_key = dec(&req.private_key, "privateKey")?;
     let public_key = dec(&req.public_key, "publicKey")?;
     let secret_key = dec(&req.secret_key, "secretKey")?;
     let certificate = dec(&req.certificate, "certificate")?;
-    if private_key.is_none() && public_key.is_none() && secret_key.is_none() && certificate.is_none() {
-        return Err(TsbError::missing("privateKey, publicKey, secretKey or certificate"));
+    if private_key.is_none()
+        && public_key.is_none()
+        && secret_key.is_none()
+        && certificate.is_none()
+    {
+        return Err(TsbError::missing(
+            "privateKey, publicKey, secretKey or certificate",
+        ));
     }
     let public_only = private_key.is_none() && secret_key.is_none();
     let attrs = req.attributes.unwrap_or_default().to_attributes();
     let policy = parse_policy(req.policy)?;
     check_attribute_combination(&algorithm, &attrs, policy.as_ref(), public_only)?;
-    let cert_pem = certificate.as_ref().map(|d| wire::pem_encode("CERTIFICATE", d));
+    let cert_pem = certificate
+        .as_ref()
+        .map(|d| wire::pem_encode("CERTIFICATE", d));
     let material = crypto::import_plain(&PlainImport {
         algorithm: algorithm.clone(),
         curve_oid: req.curve_oid.clone(),
@@ -297,11 +356,26 @@ pub(crate) async fn import_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
             return Err(TsbError::new(608, format!("key '{label}' already exists")));
         }
     }
-    let mut rec = new_record(ctx.shared, label.clone(), req.id, material, attrs, policy, password);
+    let mut rec = new_record(
+        ctx.shared,
+        label.clone(),
+        req.id,
+        material,
+        attrs,
+        policy,
+        password,
+    );
     rec.certificate_pem = cert_pem;
     let body = descriptor(ctx.shared, &rec);
     let previous = st.keys.insert(label.clone(), rec);
-    if let Err(e) = st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Key(label.clone())]).await {
+    if let Err(e) = st
+        .flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::Key(label.clone())],
+        )
+        .await
+    {
         match previous {
             Some(p) => st.keys.insert(label, p),
             None => st.keys.remove(&label),

@@ -103,9 +103,7 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, TsbError> {
         }
         ("POST", ["certificate", "import", "plain"]) => certs::import_plain(ctx).await,
         ("GET", ["certificate", name]) => certs::get(ctx, &wire::percent_decode(name)?).await,
-        ("DELETE", ["certificate", name]) => {
-            certs::delete(ctx, &wire::percent_decode(name)?).await
-        }
+        ("DELETE", ["certificate", name]) => certs::delete(ctx, &wire::percent_decode(name)?).await,
 
         ("GET", ["request", id]) => workflow::get_request(ctx, id).await,
         ("DELETE", ["request", id]) => workflow::cancel_request(ctx, id).await,
@@ -143,7 +141,8 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, TsbError> {
 }
 
 fn method_not_allowed() -> TsbError {
-    TsbError::new(611, "method not allowed for this endpoint").with_status(StatusCode::METHOD_NOT_ALLOWED)
+    TsbError::new(611, "method not allowed for this endpoint")
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 fn known_path(seg: &[&str]) -> bool {
@@ -154,10 +153,25 @@ fn known_path(seg: &[&str]) -> bool {
             | ["keystore", "statistics"]
             | ["key", ..]
             | ["dataObject"]
-            | ["synchronousSign" | "sign" | "synchronousDecrypt" | "decrypt" | "synchronousUnwrap"
-                | "unwrap" | "synchronousBlock" | "block" | "synchronousUnblock" | "unblock"
-                | "synchronousModify" | "modify" | "encrypt" | "verify" | "synchronousHmac"
-                | "wrap" | "approval" | "task" | "filteredRequests"]
+            | ["synchronousSign"
+                | "sign"
+                | "synchronousDecrypt"
+                | "decrypt"
+                | "synchronousUnwrap"
+                | "unwrap"
+                | "synchronousBlock"
+                | "block"
+                | "synchronousUnblock"
+                | "unblock"
+                | "synchronousModify"
+                | "modify"
+                | "encrypt"
+                | "verify"
+                | "synchronousHmac"
+                | "wrap"
+                | "approval"
+                | "task"
+                | "filteredRequests"]
             | ["generateRandom", _]
             | ["certificate", ..]
             | ["request", _]
@@ -178,14 +192,18 @@ pub(crate) fn validate_key_label(label: &str) -> Result<(), TsbError> {
 }
 
 pub(crate) fn get_key<'a>(st: &'a PartitionState, name: &str) -> Result<&'a KeyRecord, TsbError> {
-    st.keys.get(name).ok_or_else(|| TsbError::key_not_found(name))
+    st.keys
+        .get(name)
+        .ok_or_else(|| TsbError::key_not_found(name))
 }
 
 pub(crate) fn get_key_mut<'a>(
     st: &'a mut PartitionState,
     name: &str,
 ) -> Result<&'a mut KeyRecord, TsbError> {
-    st.keys.get_mut(name).ok_or_else(|| TsbError::key_not_found(name))
+    st.keys
+        .get_mut(name)
+        .ok_or_else(|| TsbError::key_not_found(name))
 }
 
 /// Password check (620). `required = false` lets public-key operations omit the password, but a
@@ -212,9 +230,15 @@ pub(crate) fn check_password(
 }
 
 /// Refuses use of a blocked key or a key lacking the attribute (701 KEY_FUNCTION_NOT_PERMITTED).
-pub(crate) fn ensure_usable(key: &KeyRecord, attribute: Option<(&str, bool)>) -> Result<(), TsbError> {
+pub(crate) fn ensure_usable(
+    key: &KeyRecord,
+    attribute: Option<(&str, bool)>,
+) -> Result<(), TsbError> {
     if key.blocked() {
-        return Err(TsbError::key_function_not_permitted(&format!("key '{}' is blocked", key.label)));
+        return Err(TsbError::key_function_not_permitted(&format!(
+            "key '{}' is blocked",
+            key.label
+        )));
     }
     if let Some((name, allowed)) = attribute
         && !allowed
@@ -237,7 +261,10 @@ pub(crate) fn canonical_spki(b64: &str) -> Result<String, TsbError> {
 }
 
 /// Resolves every approval of a rule into approver SPKIs.
-pub(crate) fn resolve_rule(st: &PartitionState, rule: Option<&Rule>) -> Result<ResolvedRule, TsbError> {
+pub(crate) fn resolve_rule(
+    st: &PartitionState,
+    rule: Option<&Rule>,
+) -> Result<ResolvedRule, TsbError> {
     let Some(rule) = rule else {
         return Ok(ResolvedRule { tokens: None });
     };
@@ -253,23 +280,27 @@ pub(crate) fn resolve_rule(st: &PartitionState, rule: Option<&Rule>) -> Result<R
                 let spki = match a.kind.as_deref() {
                     Some("public_key") => canonical_spki(a.value.as_deref().unwrap_or(""))?,
                     Some("certificate") => {
-                        let der = wire::der_from_b64_or_pem(a.value.as_deref().unwrap_or(""), "certificate")?;
-                        wire::b64_encode(
-                            &crypto::certificate_public_key(&der)
-                                .map_err(|e| TsbError::new(402, format!("invalid approver certificate: {e}")))?,
-                        )
+                        let der = wire::der_from_b64_or_pem(
+                            a.value.as_deref().unwrap_or(""),
+                            "certificate",
+                        )?;
+                        wire::b64_encode(&crypto::certificate_public_key(&der).map_err(|e| {
+                            TsbError::new(402, format!("invalid approver certificate: {e}"))
+                        })?)
                     }
                     Some("onboarded_approver_certificate") => {
                         let name = a.name.as_deref().unwrap_or("");
-                        let ap = st
-                            .approvers
-                            .get(name)
-                            .ok_or_else(|| TsbError::new(654, format!("approver '{name}' does not exist")))?;
+                        let ap = st.approvers.get(name).ok_or_else(|| {
+                            TsbError::new(654, format!("approver '{name}' does not exist"))
+                        })?;
                         let der = wire::b64_decode(&ap.certificate, "certificate")?;
                         wire::b64_encode(&crypto::certificate_public_key(&der)?)
                     }
                     other => {
-                        return Err(TsbError::new(501, format!("unknown approval type {other:?}")));
+                        return Err(TsbError::new(
+                            501,
+                            format!("unknown approval type {other:?}"),
+                        ));
                     }
                 };
                 approvers.push(spki);
@@ -289,7 +320,11 @@ pub(crate) fn resolve_rule(st: &PartitionState, rule: Option<&Rule>) -> Result<R
 }
 
 /// The resolved governing rule of an action on a key (`policy:null` keys: always fulfilled).
-pub(crate) fn governing_rule(st: &PartitionState, key: &KeyRecord, action: Action) -> Result<ResolvedRule, TsbError> {
+pub(crate) fn governing_rule(
+    st: &PartitionState,
+    key: &KeyRecord,
+    action: Action,
+) -> Result<ResolvedRule, TsbError> {
     match &key.policy {
         None => Ok(ResolvedRule { tokens: None }),
         Some(p) => resolve_rule(st, p.rule(action)),
@@ -297,14 +332,21 @@ pub(crate) fn governing_rule(st: &PartitionState, key: &KeyRecord, action: Actio
 }
 
 /// Sync endpoints on SKA keys need a rule that is fulfilled without approvals (400/401 otherwise).
-pub(crate) fn require_no_approval(st: &PartitionState, key: &KeyRecord, action: Action) -> Result<(), TsbError> {
+pub(crate) fn require_no_approval(
+    st: &PartitionState,
+    key: &KeyRecord,
+    action: Action,
+) -> Result<(), TsbError> {
     let rule = governing_rule(st, key, action)?;
     if rule.always_fulfilled_now() {
         Ok(())
     } else {
         Err(TsbError::new(
             401,
-            format!("key '{}' requires approvals for this operation; use the asynchronous endpoint", key.label),
+            format!(
+                "key '{}' requires approvals for this operation; use the asynchronous endpoint",
+                key.label
+            ),
         ))
     }
 }
@@ -333,7 +375,9 @@ pub(crate) fn descriptor(shared: &Shared, key: &KeyRecord) -> Value {
     let create_time = time::OffsetDateTime::from_unix_timestamp(key.create_time).unwrap_or(now);
     let public_key = key.material.public_key_der().map(|d| wire::b64_encode(&d));
     let attributes = serde_json::to_value(&key.attributes).unwrap_or(Value::Null);
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<keyAttestation>");
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<keyAttestation>",
+    );
     xml.push_str(&format!(
         "<label>{}</label><algorithm>{}</algorithm>",
         xml_escape(&key.label),

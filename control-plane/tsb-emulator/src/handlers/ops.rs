@@ -7,15 +7,18 @@ use serde_json::{Value, json};
 
 use super::keys::{check_attribute_combination, hash_password, new_record, parse_policy};
 use super::{
-    certs, check_password, descriptor, ensure_usable, get_key, get_key_mut, governing_rule, require_no_approval,
-    validate_key_label, validate_policy, workflow,
+    certs, check_password, descriptor, ensure_usable, get_key, get_key_mut, governing_rule,
+    require_no_approval, validate_key_label, validate_policy, workflow,
 };
 use crate::crypto::{KeySpec, SignatureType};
 use crate::error::TsbError;
 use crate::model::{AttributesIn, Dirty, KeyRecord, PartitionState, RequestKind};
 use crate::policy::{Action, Policy};
 use crate::server::{Ctx, Shared};
-use crate::wire::{self, JsonOut, Password, b64_decode, b64_encode, parse_json, parse_wrapped, required_str, unwrap_wrapper};
+use crate::wire::{
+    self, JsonOut, Password, b64_decode, b64_encode, parse_json, parse_wrapped, required_str,
+    unwrap_wrapper,
+};
 
 /// Result of running an operation.
 pub(crate) struct OpOut {
@@ -62,9 +65,10 @@ impl RequestKind {
     }
     pub(crate) fn key_field(self) -> &'static str {
         match self {
-            RequestKind::Sign | RequestKind::Csr | RequestKind::SelfSign | RequestKind::SignCertificate => {
-                "signKeyName"
-            }
+            RequestKind::Sign
+            | RequestKind::Csr
+            | RequestKind::SelfSign
+            | RequestKind::SignCertificate => "signKeyName",
             RequestKind::Decrypt => "decryptKeyName",
             RequestKind::Unwrap => "unwrapKeyName",
             RequestKind::Block => "blockKeyName",
@@ -74,9 +78,10 @@ impl RequestKind {
     }
     pub(crate) fn id_field(self) -> &'static str {
         match self {
-            RequestKind::Sign | RequestKind::Csr | RequestKind::SelfSign | RequestKind::SignCertificate => {
-                "signRequestId"
-            }
+            RequestKind::Sign
+            | RequestKind::Csr
+            | RequestKind::SelfSign
+            | RequestKind::SignCertificate => "signRequestId",
             RequestKind::Decrypt => "decryptRequestId",
             RequestKind::Unwrap => "unwrapRequestId",
             RequestKind::Block => "blockKeyRequestId",
@@ -162,15 +167,24 @@ pub(crate) struct DecryptReq {
 }
 
 fn opt_b64(v: &Option<String>, field: &str) -> Result<Option<Vec<u8>>, TsbError> {
-    v.as_deref().filter(|s| !s.is_empty()).map(|s| b64_decode(s, field)).transpose()
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| b64_decode(s, field))
+        .transpose()
 }
 
 fn op_decrypt(st: &mut PartitionState, p: &DecryptReq, dry: bool) -> Result<OpOut, TsbError> {
     let name = required_str(p.decrypt_key_name.clone(), "decryptKeyName")?;
-    let ct = b64_decode(&required_str(p.encrypted_payload.clone(), "encryptedPayload")?, "encryptedPayload")?;
+    let ct = b64_decode(
+        &required_str(p.encrypted_payload.clone(), "encryptedPayload")?,
+        "encryptedPayload",
+    )?;
     let alg = required_str(p.cipher_algorithm.clone(), "cipherAlgorithm")?;
     let iv = opt_b64(&p.initialization_vector, "initializationVector")?;
-    let aad = opt_b64(&p.additional_authentication_data, "additionalAuthenticationData")?;
+    let aad = opt_b64(
+        &p.additional_authentication_data,
+        "additionalAuthenticationData",
+    )?;
     let key = get_key(st, &name)?;
     check_password(key, p.key_password.as_ref(), true)?;
     ensure_usable(key, Some(("decrypt", key.attributes.decrypt)))?;
@@ -178,7 +192,9 @@ fn op_decrypt(st: &mut PartitionState, p: &DecryptReq, dry: bool) -> Result<OpOu
         return Ok(OpOut::checked());
     }
     let tag_len = p.tag_length.filter(|t| *t != 0);
-    let plain = key.material.decrypt(&alg, &ct, iv.as_deref(), tag_len, aad.as_deref())?;
+    let plain = key
+        .material
+        .decrypt(&alg, &ct, iv.as_deref(), tag_len, aad.as_deref())?;
     let out = b64_encode(&plain);
     bump_usage(st, &name);
     Ok(OpOut::ok(json!({ "payload": out }), out))
@@ -219,9 +235,17 @@ fn algorithm_for_wrap_method(method: &str) -> &'static str {
     }
 }
 
-fn op_unwrap(shared: &Shared, st: &mut PartitionState, p: UnwrapReq, dry: bool) -> Result<OpOut, TsbError> {
+fn op_unwrap(
+    shared: &Shared,
+    st: &mut PartitionState,
+    p: UnwrapReq,
+    dry: bool,
+) -> Result<OpOut, TsbError> {
     let name = required_str(p.unwrap_key_name.clone(), "unwrapKeyName")?;
-    let wrapped = b64_decode(&required_str(p.wrapped_key.clone(), "wrappedKey")?, "wrappedKey")?;
+    let wrapped = b64_decode(
+        &required_str(p.wrapped_key.clone(), "wrappedKey")?,
+        "wrappedKey",
+    )?;
     let label = required_str(p.label.clone(), "label")?;
     validate_key_label(&label)?;
     let method = required_str(p.wrap_method.clone(), "wrapMethod")?;
@@ -255,7 +279,15 @@ fn op_unwrap(shared: &Shared, st: &mut PartitionState, p: UnwrapReq, dry: bool) 
         },
     )?;
     let password = hash_password(p.password.as_ref())?;
-    let rec = new_record(shared, label.clone(), p.id.clone(), material, attrs, policy, password);
+    let rec = new_record(
+        shared,
+        label.clone(),
+        p.id.clone(),
+        material,
+        attrs,
+        policy,
+        password,
+    );
     let body = descriptor(shared, &rec);
     bump_usage(st, &name);
     st.keys.insert(label.clone(), rec);
@@ -275,7 +307,12 @@ pub(crate) struct BlockReq {
     key_password: Option<Password>,
 }
 
-fn op_block(st: &mut PartitionState, p: &BlockReq, block: bool, dry: bool) -> Result<OpOut, TsbError> {
+fn op_block(
+    st: &mut PartitionState,
+    p: &BlockReq,
+    block: bool,
+    dry: bool,
+) -> Result<OpOut, TsbError> {
     let name = if block {
         required_str(p.block_key_name.clone(), "blockKeyName")?
     } else {
@@ -338,7 +375,9 @@ fn op_modify(st: &mut PartitionState, p: &ModifyReq, dry: bool) -> Result<OpOut,
     let key = get_key_mut(st, &name)?;
     if let Some(mut pol) = new_policy {
         // The blocked state is changed by block/unblock only.
-        pol.key_status = Some(crate::policy::KeyStatus { blocked: key.blocked() });
+        pol.key_status = Some(crate::policy::KeyStatus {
+            blocked: key.blocked(),
+        });
         key.policy = Some(pol);
     }
     if let Some(a) = new_attrs {
@@ -366,7 +405,8 @@ async fn run_sync(ctx: &Ctx<'_>, kind: RequestKind) -> Result<JsonOut, TsbError>
     let key = get_key(&st, &key_name)?;
     require_no_approval(&st, key, kind.action())?;
     let out = execute(ctx.shared, &mut st, kind, inner, false)?;
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &out.dirty).await?;
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &out.dirty)
+        .await?;
     Ok(JsonOut {
         status: out.status,
         body: out.body,
@@ -383,12 +423,24 @@ pub(crate) async fn sync_unwrap(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     run_sync(ctx, RequestKind::Unwrap).await
 }
 pub(crate) async fn sync_block(ctx: &Ctx<'_>, block: bool) -> Result<JsonOut, TsbError> {
-    run_sync(ctx, if block { RequestKind::Block } else { RequestKind::Unblock }).await
+    run_sync(
+        ctx,
+        if block {
+            RequestKind::Block
+        } else {
+            RequestKind::Unblock
+        },
+    )
+    .await
 }
 pub(crate) async fn sync_modify(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     run_sync(ctx, RequestKind::Modify).await
 }
-pub(crate) async fn sync_cert(ctx: &Ctx<'_>, kind: RequestKind, inner: Value) -> Result<JsonOut, TsbError> {
+pub(crate) async fn sync_cert(
+    ctx: &Ctx<'_>,
+    kind: RequestKind,
+    inner: Value,
+) -> Result<JsonOut, TsbError> {
     let key_name = inner
         .get(kind.key_field())
         .and_then(Value::as_str)
@@ -400,7 +452,8 @@ pub(crate) async fn sync_cert(ctx: &Ctx<'_>, kind: RequestKind, inner: Value) ->
     let key = get_key(&st, &key_name)?;
     require_no_approval(&st, key, kind.action())?;
     let out = execute(ctx.shared, &mut st, kind, inner, false)?;
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &out.dirty).await?;
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &out.dirty)
+        .await?;
     Ok(JsonOut {
         status: out.status,
         body: out.body,
@@ -417,8 +470,14 @@ pub(crate) async fn async_op(ctx: &Ctx<'_>, kind: RequestKind) -> Result<JsonOut
         .filter(|s| !s.is_empty())
         .ok_or_else(|| TsbError::missing(kind.key_field()))?
         .to_owned();
-    let meta = inner.get("metaData").and_then(Value::as_str).map(str::to_owned);
-    let meta_sig = inner.get("metaDataSignature").and_then(Value::as_str).map(str::to_owned);
+    let meta = inner
+        .get("metaData")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let meta_sig = inner
+        .get("metaDataSignature")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if let Some(m) = &meta {
         b64_decode(m, "metaData")?;
     }
@@ -431,8 +490,11 @@ pub(crate) async fn async_op(ctx: &Ctx<'_>, kind: RequestKind) -> Result<JsonOut
             "the policy rule of key '{key_name}' for this action can never be fulfilled"
         )));
     }
-    let (id, dirty) = workflow::create_request(ctx.shared, &mut st, kind, key_name, inner, rule, meta, meta_sig);
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty).await?;
+    let (id, dirty) = workflow::create_request(
+        ctx.shared, &mut st, kind, key_name, inner, rule, meta, meta_sig,
+    );
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
+        .await?;
     tracing::info!(partition = %ctx.part.name, request = %id, kind = ?kind, "request created");
     Ok(JsonOut::created(json!({ kind.id_field(): id })))
 }
@@ -449,7 +511,11 @@ struct EncryptReq {
 }
 
 /// Public-key operations work on blocked keys and need no password; secret-key ones do not.
-fn check_public_or_secret(key: &KeyRecord, pw: Option<&Password>, attribute: Option<(&str, bool)>) -> Result<(), TsbError> {
+fn check_public_or_secret(
+    key: &KeyRecord,
+    pw: Option<&Password>,
+    attribute: Option<(&str, bool)>,
+) -> Result<(), TsbError> {
     let asymmetric = key.material.public_key_der().is_some();
     check_password(key, pw, !asymmetric)?;
     if !asymmetric {
@@ -463,12 +529,17 @@ pub(crate) async fn encrypt(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let name = required_str(p.encrypt_key_name, "encryptKeyName")?;
     let payload = b64_decode(&required_str(p.payload, "payload")?, "payload")?;
     let alg = required_str(p.cipher_algorithm, "cipherAlgorithm")?;
-    let aad = opt_b64(&p.additional_authentication_data, "additionalAuthenticationData")?;
+    let aad = opt_b64(
+        &p.additional_authentication_data,
+        "additionalAuthenticationData",
+    )?;
     let st = ctx.part.state.lock().await;
     let key = get_key(&st, &name)?;
     check_public_or_secret(key, p.key_password.as_ref(), None)?;
     let tag_len = p.tag_length.filter(|t| *t != 0);
-    let e = key.material.encrypt(&alg, &payload, tag_len, aad.as_deref())?;
+    let e = key
+        .material
+        .encrypt(&alg, &payload, tag_len, aad.as_deref())?;
     Ok(JsonOut::ok(json!({
         "encryptedPayload": b64_encode(&e.encrypted_payload),
         "encryptedPayloadWithoutMessageAuthenticationCode": b64_encode(&e.without_mac),

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ops::execute;
 use super::canonical_spki;
+use super::ops::execute;
 use crate::crypto;
 use crate::error::TsbError;
 use crate::model::{Dirty, PartitionState, RequestKind, RequestRecord, RequestStatus, TaskRecord};
@@ -93,7 +93,12 @@ fn close(r: &mut RequestRecord, status: RequestStatus) {
 }
 
 /// Re-evaluates one open request; executes it when fulfilled. Returns what changed.
-pub(crate) fn refresh_request(shared: &Shared, st: &mut PartitionState, id: &str, now: i64) -> Vec<Dirty> {
+pub(crate) fn refresh_request(
+    shared: &Shared,
+    st: &mut PartitionState,
+    id: &str,
+    now: i64,
+) -> Vec<Dirty> {
     let Some(r) = st.requests.get_mut(id) else {
         return Vec::new();
     };
@@ -133,7 +138,12 @@ pub(crate) fn refresh_request(shared: &Shared, st: &mut PartitionState, id: &str
                     dirty.extend(out.dirty);
                 }
                 Err(e) => {
-                    r.result = Some(format!("errorCode {} ({}): {}", e.code, crate::error::reason_suffix(e.code), e.message));
+                    r.result = Some(format!(
+                        "errorCode {} ({}): {}",
+                        e.code,
+                        crate::error::reason_suffix(e.code),
+                        e.message
+                    ));
                     close(r, RequestStatus::Failed);
                 }
             }
@@ -150,7 +160,10 @@ pub(crate) fn refresh_all(shared: &Shared, st: &mut PartitionState, now: i64) ->
     let ids: Vec<String> = st
         .requests
         .values()
-        .filter(|r| r.status.is_open() && (r.status == RequestStatus::Approved || r.rule.has_time_component()))
+        .filter(|r| {
+            r.status.is_open()
+                && (r.status == RequestStatus::Approved || r.rule.has_time_component())
+        })
         .map(|r| r.id.clone())
         .collect();
     let mut dirty = Vec::new();
@@ -194,7 +207,8 @@ pub(crate) async fn get_request(ctx: &Ctx<'_>, id: &str) -> Result<JsonOut, TsbE
     }
     let now = ctx.shared.clock.now_unix();
     let dirty = refresh_request(ctx.shared, &mut st, id, now);
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty).await?;
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
+        .await?;
     let r = st
         .requests
         .get(id)
@@ -211,8 +225,12 @@ pub(crate) async fn cancel_request(ctx: &Ctx<'_>, id: &str) -> Result<JsonOut, T
         .ok_or_else(|| TsbError::new(651, format!("request '{id}' does not exist")))?;
     if r.status.is_open() {
         close(r, RequestStatus::Cancelled);
-        st.flush(&ctx.shared.persistence, &ctx.part.name, &[Dirty::Request(id.to_owned())])
-            .await?;
+        st.flush(
+            &ctx.shared.persistence,
+            &ctx.part.name,
+            &[Dirty::Request(id.to_owned())],
+        )
+        .await?;
     }
     Ok(JsonOut::ok(json!({})))
 }
@@ -232,14 +250,25 @@ pub(crate) async fn filtered_requests(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError
     };
     let statuses = f.status.unwrap_or_default();
     for s in &statuses {
-        if !["PENDING", "APPROVED", "EXECUTED", "FAILED", "EXPIRED", "REJECTED", "CANCELLED"].contains(&s.as_str()) {
+        if ![
+            "PENDING",
+            "APPROVED",
+            "EXECUTED",
+            "FAILED",
+            "EXPIRED",
+            "REJECTED",
+            "CANCELLED",
+        ]
+        .contains(&s.as_str())
+        {
             return Err(TsbError::new(501, format!("unknown request status '{s}'")));
         }
     }
     let mut st = ctx.part.state.lock().await;
     let now = ctx.shared.clock.now_unix();
     let dirty = refresh_all(ctx.shared, &mut st, now);
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty).await?;
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
+        .await?;
     let mut list: Vec<&RequestRecord> = st
         .requests
         .values()
@@ -247,7 +276,9 @@ pub(crate) async fn filtered_requests(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError
         .filter(|r| f.key_name.as_deref().is_none_or(|k| k == r.key_name))
         .collect();
     list.sort_by_key(|r| r.seq);
-    Ok(JsonOut::ok(json!({ "requests": list.into_iter().map(request_json).collect::<Vec<_>>() })))
+    Ok(JsonOut::ok(
+        json!({ "requests": list.into_iter().map(request_json).collect::<Vec<_>>() }),
+    ))
 }
 
 /// Approver identification shared by task fetch, approval and rejection.
@@ -278,16 +309,25 @@ fn approver_spki(public_key: Option<&str>, certificate: Option<&str>) -> Result<
 
 /// Checks the timestamp window (real wall clock) and the proof-of-possession signature.
 fn authenticate(a: &ApproverAuth) -> Result<String, TsbError> {
-    if a.timestamp_signing_certificate.as_deref().is_some_and(|s| !s.is_empty())
+    if a.timestamp_signing_certificate
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
         && a.approver_public_key.is_none()
         && a.approver_certificate.is_none()
     {
-        return Err(TsbError::new(405, "no timestamp signer is allowed on this emulator"));
+        return Err(TsbError::new(
+            405,
+            "no timestamp signer is allowed on this emulator",
+        ));
     }
     let ts = required_str(a.timestamp.clone(), "timestamp")?;
-    let sig = b64_decode(&required_str(a.timestamp_signature.clone(), "timestampSignature")?, "timestampSignature")?;
-    let when = wire::parse_iso8601(&ts)
-        .ok_or_else(|| TsbError::validation("timestamp must be ISO-8601 (e.g. 2024-01-01T00:00:00Z)"))?;
+    let sig = b64_decode(
+        &required_str(a.timestamp_signature.clone(), "timestampSignature")?,
+        "timestampSignature",
+    )?;
+    let when = wire::parse_iso8601(&ts).ok_or_else(|| {
+        TsbError::validation("timestamp must be ISO-8601 (e.g. 2024-01-01T00:00:00Z)")
+    })?;
     let now = time::OffsetDateTime::now_utc();
     let age = (now - when).whole_milliseconds();
     if age < 0 {
@@ -296,9 +336,15 @@ fn authenticate(a: &ApproverAuth) -> Result<String, TsbError> {
     if age > i128::from(MAX_TIMESTAMP_AGE_SECS) * 1000 {
         return Err(TsbError::new(404, "timestamp is too old"));
     }
-    let spki = approver_spki(a.approver_public_key.as_deref(), a.approver_certificate.as_deref())?;
+    let spki = approver_spki(
+        a.approver_public_key.as_deref(),
+        a.approver_certificate.as_deref(),
+    )?;
     let spki_der = b64_decode(&spki, "approverPublicKey")?;
-    let digest = a.timestamp_digest_algorithm.clone().unwrap_or_else(|| "SHA-256".into());
+    let digest = a
+        .timestamp_digest_algorithm
+        .clone()
+        .unwrap_or_else(|| "SHA-256".into());
     if !crypto::verify_approver_signature(&spki_der, &digest, ts.as_bytes(), &sig)? {
         return Err(TsbError::new(403, "invalid timestamp signature"));
     }
@@ -332,7 +378,15 @@ pub(crate) async fn fetch_tasks(ctx: &Ctx<'_>, endpoint: &str) -> Result<JsonOut
         "filteredBlockKeyApprovalTask" => &["BLOCK"],
         "filteredUnblockKeyApprovalTask" => &["UNBLOCK"],
         "filteredModifyKeyApprovalTask" => &["MODIFY"],
-        "filteredAllApprovalTask" => &["SIGN", "CERTIFICATE", "DECRYPT", "UNWRAP", "BLOCK", "UNBLOCK", "MODIFY"],
+        "filteredAllApprovalTask" => &[
+            "SIGN",
+            "CERTIFICATE",
+            "DECRYPT",
+            "UNWRAP",
+            "BLOCK",
+            "UNBLOCK",
+            "MODIFY",
+        ],
         _ => return Err(TsbError::route_not_found()),
     };
     let req: FetchTasks = parse_body(ctx.body)?;
@@ -347,7 +401,8 @@ pub(crate) async fn fetch_tasks(ctx: &Ctx<'_>, endpoint: &str) -> Result<JsonOut
     let mut st = ctx.part.state.lock().await;
     let now = ctx.shared.clock.now_unix();
     let dirty = refresh_all(ctx.shared, &mut st, now);
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty).await?;
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
+        .await?;
     let mut found: Vec<(i64, Option<i64>, Value, String, String)> = Vec::new();
     for r in st.requests.values_mut() {
         if r.status != RequestStatus::Pending || !types.contains(&r.kind.task_type()) {
@@ -399,7 +454,12 @@ fn find_task(st: &PartitionState, task_id: &str) -> Result<(String, TaskRecord),
     st.requests
         .values()
         .filter(|r| r.status == RequestStatus::Pending)
-        .find_map(|r| r.tasks.iter().find(|t| t.id == task_id).map(|t| (r.id.clone(), t.clone())))
+        .find_map(|r| {
+            r.tasks
+                .iter()
+                .find(|t| t.id == task_id)
+                .map(|t| (r.id.clone(), t.clone()))
+        })
         .ok_or_else(|| TsbError::new(652, format!("task '{task_id}' does not exist")))
 }
 
@@ -426,12 +486,19 @@ fn decide(
 ) -> Result<(String, Vec<Dirty>), TsbError> {
     let (request_id, task) = find_task(st, task_id)?;
     if task.approver != spki {
-        return Err(TsbError::new(400, "this task belongs to a different approver"));
+        return Err(TsbError::new(
+            400,
+            "this task belongs to a different approver",
+        ));
     }
     check(&task)?;
     if let Some(r) = st.requests.get_mut(&request_id) {
         r.tasks.retain(|t| t.id != task_id);
-        let list = if approve { &mut r.approved } else { &mut r.rejected };
+        let list = if approve {
+            &mut r.approved
+        } else {
+            &mut r.rejected
+        };
         if !list.iter().any(|a| a == spki) {
             list.push(spki.to_owned());
         }
@@ -444,18 +511,29 @@ fn decide(
 pub(crate) async fn approve(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let req: ApprovalReq = parse_body(ctx.body)?;
     let task_id = required_str(req.id, "id")?;
-    let to_be_signed = b64_decode(&required_str(req.approval_to_be_signed, "approvalToBeSigned")?, "approvalToBeSigned")?;
+    let to_be_signed = b64_decode(
+        &required_str(req.approval_to_be_signed, "approvalToBeSigned")?,
+        "approvalToBeSigned",
+    )?;
     let signature = b64_decode(&required_str(req.signature, "signature")?, "signature")?;
-    let spki = approver_spki(req.approver_public_key.as_deref(), req.approver_certificate.as_deref())?;
+    let spki = approver_spki(
+        req.approver_public_key.as_deref(),
+        req.approver_certificate.as_deref(),
+    )?;
     let spki_der = b64_decode(&spki, "approverPublicKey")?;
-    let digest = req.approval_digest_algorithm.unwrap_or_else(|| "SHA-256".into());
+    let digest = req
+        .approval_digest_algorithm
+        .unwrap_or_else(|| "SHA-256".into());
     let mut st = ctx.part.state.lock().await;
     let now = ctx.shared.clock.now_unix();
     // Expire first: an approval after the timeout is not accepted.
     let mut dirty = refresh_all(ctx.shared, &mut st, now);
     let check = |task: &TaskRecord| -> Result<(), TsbError> {
         if b64_decode(&task.approval_to_be_signed, "approvalToBeSigned")? != to_be_signed {
-            return Err(TsbError::new(612, "approvalToBeSigned does not match the task"));
+            return Err(TsbError::new(
+                612,
+                "approvalToBeSigned does not match the task",
+            ));
         }
         if !crypto::verify_approver_signature(&spki_der, &digest, &to_be_signed, &signature)? {
             return Err(TsbError::new(403, "invalid approval signature"));
@@ -466,7 +544,8 @@ pub(crate) async fn approve(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     if let Ok((_, d)) = &res {
         dirty.extend(d.iter().cloned());
     }
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty).await?;
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
+        .await?;
     let (request_id, _) = res?;
     tracing::info!(partition = %ctx.part.name, request = %request_id, "approval accepted");
     Ok(JsonOut::ok(json!({})))
@@ -491,7 +570,8 @@ pub(crate) async fn reject(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     if let Ok((_, d)) = &res {
         dirty.extend(d.iter().cloned());
     }
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty).await?;
+    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
+        .await?;
     let (request_id, _) = res?;
     tracing::info!(partition = %ctx.part.name, request = %request_id, "approval task rejected");
     Ok(JsonOut::ok(json!({})))

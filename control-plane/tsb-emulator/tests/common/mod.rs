@@ -57,13 +57,21 @@ pub async fn send(
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     Resp { status, body }
 }
 
 pub async fn post(c: &reqwest::Client, url: &str, body: &Value) -> Resp {
-    send(c, reqwest::Method::POST, url, None, Some(body.to_string().into_bytes())).await
+    send(
+        c,
+        reqwest::Method::POST,
+        url,
+        None,
+        Some(body.to_string().into_bytes()),
+    )
+    .await
 }
 
 pub async fn get(c: &reqwest::Client, url: &str) -> Resp {
