@@ -370,13 +370,13 @@ impl Shared {
             };
             (idx, format!("/{sub}"))
         } else {
-            match api_key.as_deref() {
-                Some(k) => match self.key_owner.get(k) {
-                    Some(&idx) => (idx, full_path.clone()),
-                    None => return error_response(&TsbError::new(631, "invalid API key")),
-                },
-                None => (0, full_path.clone()),
-            }
+            // The partition owning the presented key; otherwise (no key, or a key nobody owns)
+            // the first partition, whose key groups then decide (an open group ignores keys).
+            let idx = api_key
+                .as_deref()
+                .and_then(|k| self.key_owner.get(k).copied())
+                .unwrap_or(0);
+            (idx, full_path.clone())
         };
         let part = &self.partitions[part_idx];
 
@@ -781,6 +781,8 @@ impl RunningEmulator {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        // Wait until the ticker has released its handle on the state (and the directory lock).
+        let _ = (&mut self.ticker).await;
     }
 }
 

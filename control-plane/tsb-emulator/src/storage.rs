@@ -67,6 +67,9 @@ impl std::fmt::Debug for Persistence {
 struct DirStore {
     root: PathBuf,
     key: LessSafeKey,
+    /// Exclusive lock on `<dir>/.lock` for the lifetime of the store (released by the OS on a
+    /// crash), so two emulators never share one state directory.
+    _lock: File,
 }
 
 impl Persistence {
@@ -78,12 +81,28 @@ impl Persistence {
                 let key_path = std::env::var_os(STATE_KEY_ENV)
                     .map(PathBuf::from)
                     .unwrap_or_else(|| root.join("state.key"));
+                let lock_path = root.join(".lock");
+                let lock = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(|e| {
+                        EmulatorError::Storage(format!("cannot open {}: {e}", lock_path.display()))
+                    })?;
+                lock.try_lock().map_err(|_| {
+                    EmulatorError::Storage(format!(
+                        "state directory {} is in use by another emulator",
+                        root.display()
+                    ))
+                })?;
                 let key_bytes = load_or_create_key(&key_path)?;
                 let unbound = UnboundKey::new(&AES_256_GCM, &key_bytes)
                     .map_err(|_| EmulatorError::Storage("invalid state key".into()))?;
                 let store = DirStore {
                     root: root.clone(),
                     key: LessSafeKey::new(unbound),
+                    _lock: lock,
                 };
                 for p in partitions {
                     for kind in Kind::ALL {
@@ -433,6 +452,9 @@ mod tests {
         // A leftover temp file from a crash is skipped and removed.
         let d = dir.path().join("p1").join("data-objects");
         fs::write(d.join(format!("abc{TMP_MARKER}x")), b"junk").unwrap();
+        // The directory is locked while `p` is alive.
+        assert!(Persistence::open(&storage, &["p1".to_string()]).is_err());
+        drop(p);
         let p2 = Persistence::open(&storage, &["p1".to_string()]).unwrap();
         let all = p2.load_all("p1", Kind::DataObject).unwrap();
         assert_eq!(all.len(), 1);

@@ -164,6 +164,16 @@ async fn bad_inputs_map_to_tsb_errors() {
             .unwrap()
             .starts_with("2.2.0-keymanager-emulator-")
     );
+    // Authentication is off when no keys are configured: any header is ignored.
+    let r = send(
+        &c,
+        Method::GET,
+        &format!("{base}/v1/versionInfo"),
+        Some("anything"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
     let r = get(&c, &format!("{base}/v1/licenseInfo")).await;
     assert!(
         r.body["clientFlags"]
@@ -537,6 +547,16 @@ async fn api_key_groups_and_partitions() {
     )
     .await;
     assert_eq!(r.body, json!(["in-beta"]));
+    // Any header is ignored by an open partition (gamma is open but not first: alpha decides).
+    let r = send(
+        &c,
+        Method::GET,
+        &format!("{}/v1/versionInfo", emu.partition_url("gamma")),
+        Some("whatever"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
     // Wrong key, missing key, key of another group.
     send(
         &c,
@@ -944,14 +964,27 @@ async fn ska_two_of_three() {
     body["policy"] = quorum_policy(&[&a2], 1, 0);
     body["policy"]["ruleUse"]["tokens"][0]["timeout"] = json!(60);
     assert_eq!(post(&c, &format!("{base}/v1/key"), &body).await.status, 201);
-    let r = post(&c, &format!("{base}/v1/sign"), &json!({"signRequest": {"signKeyName": "short-lived",
-        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    let r = post(
+        &c,
+        &format!("{base}/v1/sign"),
+        &json!({"signRequest": {"signKeyName": "short-lived",
+        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
     let id6 = r.body["signRequestId"].as_str().unwrap().to_owned();
     let t = a2.tasks(&c, &base).await;
     assert_eq!(t.len(), 1);
-    let r = post(&c, &format!("{base}/_emulator/clock/advance"), &json!({"seconds": 120})).await;
+    let r = post(
+        &c,
+        &format!("{base}/_emulator/clock/advance"),
+        &json!({"seconds": 120}),
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert_eq!(get(&c, &format!("{base}/v1/request/{id6}")).await.body["status"], "EXPIRED");
+    assert_eq!(
+        get(&c, &format!("{base}/v1/request/{id6}")).await.body["status"],
+        "EXPIRED"
+    );
     a2.approve(&c, &base, &t[0]).await.assert_error(404, 652);
     assert!(a2.tasks(&c, &base).await.is_empty());
 
@@ -1217,8 +1250,13 @@ async fn list_100k_keys() {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             for i in (w..100_000).step_by(16) {
-                let r = post(&c, &url, &json!({"label": format!("k{i:06}"), "algorithm": "AES", "keySize": 128,
-                    "attributes": {"decrypt": true}})).await;
+                let r = post(
+                    &c,
+                    &url,
+                    &json!({"label": format!("k{i:06}"), "algorithm": "AES", "keySize": 128,
+                    "attributes": {"decrypt": true}}),
+                )
+                .await;
                 assert_eq!(r.status, 201);
             }
         }));
@@ -1234,5 +1272,313 @@ async fn list_100k_keys() {
         assert_eq!(r.body.as_array().unwrap().len(), 100_000);
     }
     println!("GET /v1/key with 100000 keys: best of 5 = {best:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificates_and_wrapping() {
+    let emu = start(EmulatorConfig::default()).await;
+    let c = client();
+    let base = emu.base_url();
+    for label in ["ca", "leaf"] {
+        let r = post(
+            &c,
+            &format!("{base}/v1/key"),
+            &json!({"label": label, "algorithm": "RSA", "keySize": 2048,
+            "attributes": {"sign": true}, "policy": null}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    // Self-signed CA certificate.
+    let r = post(
+        &c,
+        &format!("{base}/v1/certificate/synchronous/selfsign"),
+        &json!({"signKeyName": "ca",
+        "signatureAlgorithm": "SHA256_WITH_RSA", "validity": 30, "commonName": "Emulator Test CA",
+        "keyUsage": ["KEY_CERT_SIGN", "CRL_SIGN"], "certificateAuthority": true}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ca_pem = r.body["certificate"].as_str().unwrap().to_owned();
+    assert!(ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(
+        get(&c, &format!("{base}/v1/certificate/ca")).await.body["certificate"],
+        ca_pem.as_str()
+    );
+    // CSR for the leaf (wrapped form accepted too), issued by the CA.
+    let r = post(&c, &format!("{base}/v1/certificate/synchronous/request"), &json!({"csrSignRequest": {
+        "signKeyName": "leaf", "signatureAlgorithm": "SHA256_WITH_RSA", "validity": 10,
+        "standardCertificateAttributes": {"commonName": "leaf.example.test", "organizationName": "KM"},
+        "keyUsage": ["DIGITAL_SIGNATURE"], "extendedKeyUsage": ["SERVER_AUTH"]}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let csr = r.body["certificateSigningRequest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(csr.contains("CERTIFICATE REQUEST"));
+    // The CSR call leaves a self-signed certificate on the key.
+    assert_eq!(
+        get(&c, &format!("{base}/v1/certificate/leaf")).await.status,
+        200
+    );
+    let r = post(
+        &c,
+        &format!("{base}/v1/certificate/synchronous/sign"),
+        &json!({"signKeyName": "ca",
+        "signatureAlgorithm": "SHA256_WITH_RSA", "certificateSigningRequest": csr, "validity": 10,
+        "keyUsage": ["DIGITAL_SIGNATURE"], "extendedKeyUsage": ["SERVER_AUTH"]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let leaf_pem = r.body["certificate"].as_str().unwrap().to_owned();
+    // Independent check with openssl when it is installed.
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &ca_pem).unwrap();
+        std::fs::write(dir.path().join("leaf.pem"), &leaf_pem).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(dir.path().join("ca.pem"))
+            .arg(dir.path().join("leaf.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        send(
+            &c,
+            Method::DELETE,
+            &format!("{base}/v1/certificate/leaf"),
+            None,
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    get(&c, &format!("{base}/v1/certificate/leaf"))
+        .await
+        .assert_error(404, 650);
+
+    // Wrap an extractable AES key with an AES wrap key, unwrap it under a new label.
+    let r = post(
+        &c,
+        &format!("{base}/v1/key"),
+        &json!({"label": "kek", "algorithm": "AES", "keySize": 256,
+        "attributes": {"unwrap": true, "wrap": true, "decrypt": true}}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let r = post(
+        &c,
+        &format!("{base}/v1/key"),
+        &json!({"label": "dek", "algorithm": "AES", "keySize": 256,
+        "attributes": {"decrypt": true, "encrypt": true, "extractable": true}, "policy": null}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let r = post(
+        &c,
+        &format!("{base}/v1/wrap"),
+        &json!({"wrapKeyRequest": {"keyToBeWrapped": "kek",
+        "wrapKeyName": "dek", "wrapMethod": "AES_WRAP"}}),
+    )
+    .await;
+    r.assert_error(500, 701); // kek is not extractable
+    let r = post(
+        &c,
+        &format!("{base}/v1/wrap"),
+        &json!({"wrapKeyRequest": {"keyToBeWrapped": "dek",
+        "wrapKeyName": "kek", "wrapMethod": "AES_WRAP"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let wrapped = r.body["wrappedKey"].as_str().unwrap().to_owned();
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousUnwrap"),
+        &json!({"unwrapKeyRequest": {"wrappedKey": wrapped,
+        "label": "dek2", "unwrapKeyName": "kek", "wrapMethod": "AES_WRAP", "keySize": 256,
+        "attributes": {"decrypt": true, "encrypt": true}, "policy": null}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = post(
+        &c,
+        &format!("{base}/v1/encrypt"),
+        &json!({"encryptRequest": {"encryptKeyName": "dek",
+        "payload": b64(b"same key"), "cipherAlgorithm": "AES_GCM", "tagLength": 128}}),
+    )
+    .await;
+    let r = post(&c, &format!("{base}/v1/synchronousDecrypt"), &json!({"decryptRequest": {"decryptKeyName": "dek2",
+        "encryptedPayload": r.body["encryptedPayload"], "initializationVector": r.body["initializationVector"],
+        "cipherAlgorithm": "AES_GCM", "tagLength": 128}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(unb64(r.body["payload"].as_str().unwrap()), b"same key");
+    // HMAC round trip.
+    let r = post(
+        &c,
+        &format!("{base}/v1/key"),
+        &json!({"label": "mac", "algorithm": "HMACSHA256", "keySize": 256,
+        "attributes": {"sign": true}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousHmac"),
+        &json!({"hmacRequest": {"keyName": "mac", "payload": b64(b"m")}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post(
+        &c,
+        &format!("{base}/v1/verify"),
+        &json!({"verifyHmacRequest": {"keyName": "mac", "payload": b64(b"m"),
+        "signature": r.body["keyedHash"]}}),
+    )
+    .await;
+    assert_eq!(r.body["signatureValid"], true, "{}", r.body);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn state_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || EmulatorConfig {
+        storage: km_tsb_emulator::Storage::Directory(dir.path().join("state")),
+        ..EmulatorConfig::default()
+    };
+    let c = client();
+    let a1 = Approver::new();
+    let emu = start(cfg()).await;
+    let base = emu.base_url();
+    // A second emulator cannot open the same directory.
+    assert!(km_tsb_emulator::Emulator::start(cfg()).await.is_err());
+    let mut body = ec_key_body("persisted");
+    body["policy"] = quorum_policy(&[&a1], 1, 0);
+    let r = post(&c, &format!("{base}/v1/key"), &body).await;
+    let public_key = r.body["json"]["publicKey"].clone();
+    assert_eq!(
+        post(
+            &c,
+            &format!("{base}/v1/dataObject"),
+            &json!({"label": "d", "value": b64(b"v")})
+        )
+        .await
+        .status,
+        201
+    );
+    let r = post(
+        &c,
+        &format!("{base}/v1/sign"),
+        &json!({"signRequest": {"signKeyName": "persisted",
+        "payload": b64(b"p"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
+    let id = r.body["signRequestId"].as_str().unwrap().to_owned();
+    emu.shutdown().await;
+
+    let emu = start(cfg()).await;
+    let base = emu.base_url();
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/attributes"),
+        &json!({"label": "persisted"}),
+    )
+    .await;
+    assert_eq!(r.body["json"]["publicKey"], public_key);
+    assert_eq!(
+        get(&c, &format!("{base}/v1/dataObject/d")).await.status,
+        200
+    );
+    assert_eq!(
+        get(&c, &format!("{base}/v1/request/{id}")).await.body["status"],
+        "PENDING"
+    );
+    let t = a1.tasks(&c, &base).await;
+    assert_eq!(a1.approve(&c, &base, &t[0]).await.status, 200);
+    let st = get(&c, &format!("{base}/v1/request/{id}")).await;
+    assert_eq!(st.body["status"], "EXECUTED", "{}", st.body);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_import() {
+    let emu = start(EmulatorConfig::default()).await;
+    let c = client();
+    let base = emu.base_url();
+    let local = crypto::generate(&KeySpec {
+        algorithm: "EC",
+        key_size: None,
+        curve_oid: Some(P256),
+        algorithm_oid: None,
+    })
+    .unwrap();
+    let ex = local.export_plain();
+    let private = b64(ex.private_key.as_ref().unwrap());
+    let public = b64(ex.public_key.as_ref().unwrap());
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/import/plain"),
+        &json!({"label": "imp", "algorithm": "EC", "curveOid": P256,
+        "privateKey": private, "publicKey": public, "attributes": {"sign": true}, "policy": null}),
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.body);
+    assert_eq!(r.body["json"]["publicKey"], public.as_str());
+    // A private key never overwrites.
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/import/plain"),
+        &json!({"label": "imp", "algorithm": "EC", "curveOid": P256,
+        "privateKey": private, "publicKey": public, "attributes": {"sign": true}, "policy": null}),
+    )
+    .await;
+    r.assert_error(400, 608);
+    // Sign in the emulator, verify locally with the original key.
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &json!({"signRequest": {"signKeyName": "imp",
+        "payload": b64(b"imported"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sig = unb64(r.body["signature"].as_str().unwrap());
+    assert!(
+        local
+            .verify("SHA256_WITH_ECDSA", b"imported", &sig)
+            .unwrap()
+    );
+    // Public-key-only import: verify works, sign is refused.
+    let r = post(
+        &c,
+        &format!("{base}/v1/key/import/plain"),
+        &json!({"label": "pub", "algorithm": "EC", "curveOid": P256,
+        "publicKey": public, "attributes": {"verify": true}, "policy": null}),
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.body);
+    let r = post(&c, &format!("{base}/v1/verify"), &json!({"verifySignatureRequest": {"signKeyName": "pub",
+        "payload": b64(b"imported"), "signature": b64(&sig), "signatureAlgorithm": "SHA256_WITH_ECDSA"}})).await;
+    assert_eq!(r.body["signatureValid"], true, "{}", r.body);
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &json!({"signRequest": {"signKeyName": "pub",
+        "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
+    assert!(r.status >= 400 && r.status != 404, "{}", r.body);
     emu.shutdown().await;
 }
