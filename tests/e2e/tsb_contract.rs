@@ -11,6 +11,7 @@ mod certificates;
 mod data_objects;
 mod keys;
 mod service;
+mod wire_shapes;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -148,7 +149,10 @@ pub(crate) async fn task_for(
 pub(crate) async fn approve_all(client: &TsbClient, approvers: &[&ApproverKey], request_id: &str) {
     for approver in approvers {
         let task = task_for(client, approver, request_id).await;
-        client.approve(approver, &task).await.expect("approval accepted");
+        client
+            .approve(approver, &task)
+            .await
+            .expect("approval accepted");
     }
 }
 

@@ -29,7 +29,10 @@ async fn onboard(c: &TsbClient, code: SecretString, transport: &SecretString) ->
     assert_eq!(response.initialization_vector.len(), 12, "96-bit GCM nonce");
     // The wrong transport password does not open it.
     let wrong = SecretString::from("0123456789abcdef");
-    assert!(matches!(response.decrypt(&wrong), Err(km_tsb::TsbError::Crypto(_))));
+    assert!(matches!(
+        response.decrypt(&wrong),
+        Err(km_tsb::TsbError::Crypto(_))
+    ));
     let plain = response.decrypt(transport).expect("payload decrypts");
     let text = String::from_utf8(plain.to_vec()).expect("PEM bundle");
     assert!(!text.is_empty());
@@ -74,33 +77,61 @@ async fn approvers_are_created_onboarded_used_and_deleted() {
         412,
     );
     let bundle = onboard(&c, code.clone(), &transport).await;
-    assert!(bundle.contains("-----BEGIN CERTIFICATE-----"), "no certificate in the payload");
-    assert!(bundle.contains("PRIVATE KEY-----"), "no private key in the payload");
+    assert!(
+        bundle.contains("-----BEGIN CERTIFICATE-----"),
+        "no certificate in the payload"
+    );
+    assert!(
+        bundle.contains("PRIVATE KEY-----"),
+        "no private key in the payload"
+    );
     // The code is single-use.
-    expect_api_error(c.onboard_approver(&onboard_request(code, &transport)).await, 400, 412);
+    expect_api_error(
+        c.onboard_approver(&onboard_request(code, &transport)).await,
+        400,
+        412,
+    );
 
     let status = c.approver_onboarding_status().await.expect("status");
     assert!(status.pending.is_empty(), "{status:?}");
     assert_eq!(status.onboarded.len(), 1);
     assert_eq!(status.onboarded[0].approver_name, NAME);
-    let listed_cert = status.onboarded[0].approver_certificate.clone().expect("certificate");
+    let listed_cert = status.onboarded[0]
+        .approver_certificate
+        .clone()
+        .expect("certificate");
 
     // The onboarded approver works: a key whose ruleUse names it, approved with its certificate.
     let cert_der = CertificateDer::from_pem_slice(bundle.as_bytes())
         .expect("certificate PEM")
         .as_ref()
         .to_vec();
-    assert_eq!(super::b64(&cert_der), listed_cert, "status lists the onboarded certificate");
+    assert_eq!(
+        super::b64(&cert_der),
+        listed_cert,
+        "status lists the onboarded certificate"
+    );
     let approver = ApproverKey::from_pkcs8_pem(bundle.as_bytes())
         .expect("approver key loads")
         .with_certificate_der(cert_der.clone());
     assert_eq!(approver.key_type(), ApproverKeyType::Rsa);
     assert_eq!(approver.certificate_der(), Some(cert_der.as_slice()));
     let mut key = p256_key("governed-by-alice");
-    key.policy = Some(km_tsb::Policy::simplified(vec![Approval::onboarded(NAME)], 1, 0, 0));
-    c.create_key(&key).await.expect("SKA key with an onboarded approver");
+    key.policy = Some(km_tsb::Policy::simplified(
+        vec![Approval::onboarded(NAME)],
+        1,
+        0,
+        0,
+    ));
+    c.create_key(&key)
+        .await
+        .expect("SKA key with an onboarded approver");
     let id = c
-        .sign_async(&SignRequest::new("governed-by-alice", "SHA256_WITH_ECDSA", b"pay".to_vec()))
+        .sign_async(&SignRequest::new(
+            "governed-by-alice",
+            "SHA256_WITH_ECDSA",
+            b"pay".to_vec(),
+        ))
         .await
         .expect("sign request");
     approve_all(&c, &[&approver], &id).await;
@@ -112,10 +143,18 @@ async fn approvers_are_created_onboarded_used_and_deleted() {
     expect_api_error(c.renew_one_time_code(NAME).await, 400, 614);
     let restored = c.restore_approver_from_backup(NAME).await.expect("restore");
     let status = c.approver_onboarding_status().await.expect("status");
-    assert_eq!(status.pending.len(), 1, "restored approver is pending: {status:?}");
-    let renewed = c.renew_one_time_code(NAME).await.expect("renew while pending");
+    assert_eq!(
+        status.pending.len(),
+        1,
+        "restored approver is pending: {status:?}"
+    );
+    let renewed = c
+        .renew_one_time_code(NAME)
+        .await
+        .expect("renew while pending");
     expect_api_error(
-        c.onboard_approver(&onboard_request(restored, &transport)).await,
+        c.onboard_approver(&onboard_request(restored, &transport))
+            .await,
         400,
         412,
     );
@@ -136,7 +175,10 @@ async fn approvers_are_created_onboarded_used_and_deleted() {
 
     c.delete_approver(NAME).await.expect("delete");
     let status = c.approver_onboarding_status().await.expect("status");
-    assert!(status.onboarded.is_empty() && status.pending.is_empty(), "{status:?}");
+    assert!(
+        status.onboarded.is_empty() && status.pending.is_empty(),
+        "{status:?}"
+    );
     expect_api_error(c.delete_approver(NAME).await, 404, 654);
     expect_api_error(c.renew_one_time_code(NAME).await, 404, 654);
 }

@@ -51,22 +51,28 @@ async fn two_partitions() -> EmulatorFixture {
 }
 
 fn client_with(url: &str, keys: ApiKeys) -> TsbClient {
-    TsbClient::builder(url).api_keys(keys).build().expect("client builds")
+    TsbClient::builder(url)
+        .api_keys(keys)
+        .build()
+        .expect("client builds")
 }
 
 #[tokio::test]
 async fn api_key_rollover_moves_to_the_next_key_of_the_group() {
     let emu = two_partitions().await;
-    for url in [emu.base_url(), emu.partition_url("alpha")] {
+    for (round, url) in [emu.base_url(), emu.partition_url("alpha")]
+        .into_iter()
+        .enumerate()
+    {
         let mut sdk_keys = api_keys("alpha");
         sdk_keys.key_management = keys(&["stale-key", "alpha-km"]);
         let c = client_with(&url, sdk_keys);
         assert_eq!(c.api_key_index(KeyGroup::KeyManagement), 0);
         let listed = c.list_keys().await.expect("rolls over to the second key");
-        assert!(listed.is_empty(), "{listed:?}");
+        assert_eq!(listed.len(), round, "{listed:?}");
         assert_eq!(c.api_key_index(KeyGroup::KeyManagement), 1, "{url}");
         // Later calls start with the good key; other groups are untouched.
-        c.create_key(&p256_key(&format!("rolled-{}", url.len())))
+        c.create_key(&p256_key(&format!("rolled-{round}")))
             .await
             .expect("create with the remembered key");
         assert_eq!(c.api_key_index(KeyGroup::KeyManagement), 1);
@@ -105,7 +111,9 @@ async fn wrong_and_misplaced_api_keys_are_refused_with_631() {
     misplaced.key_management = keys(&["alpha-op"]);
     let c = client_with(&alpha_url, misplaced);
     expect_api_error(c.list_keys().await, 401, 631);
-    c.random(8).await.expect("the same key is fine for key operations");
+    c.random(8)
+        .await
+        .expect("the same key is fine for key operations");
 
     // No key at all on a protected partition.
     let anonymous = client_with(&alpha_url, ApiKeys::default());
@@ -130,30 +138,130 @@ async fn partition_urls_isolate_keystores() {
     let beta = client_with(&emu.partition_url("beta"), api_keys("beta"));
     assert!(alpha.base_url().as_str().ends_with("/partitions/alpha"));
 
-    alpha.create_key(&p256_key("only-in-alpha")).await.expect("create in alpha");
+    alpha
+        .create_key(&p256_key("only-in-alpha"))
+        .await
+        .expect("create in alpha");
     alpha
         .create_data_object("alpha-object", b"a", DataObjectFlags::default())
         .await
         .expect("data object in alpha");
-    beta.create_key(&p256_key("only-in-beta")).await.expect("create in beta");
+    beta.create_key(&p256_key("only-in-beta"))
+        .await
+        .expect("create in beta");
 
-    assert_eq!(alpha.list_keys().await.expect("list"), vec!["only-in-alpha".to_owned()]);
-    assert_eq!(beta.list_keys().await.expect("list"), vec!["only-in-beta".to_owned()]);
+    assert_eq!(
+        alpha.list_keys().await.expect("list"),
+        vec!["only-in-alpha".to_owned()]
+    );
+    assert_eq!(
+        beta.list_keys().await.expect("list"),
+        vec!["only-in-beta".to_owned()]
+    );
     expect_api_error(beta.key_attributes("only-in-alpha", None).await, 404, 650);
     expect_api_error(beta.get_data_object("alpha-object").await, 404, 653);
     assert!(beta.list_data_objects().await.expect("list").is_empty());
 
     // The same label may exist in both partitions independently.
-    beta.create_key(&p256_key("only-in-alpha")).await.expect("same label in beta");
-    let a = alpha.key_attributes("only-in-alpha", None).await.expect("alpha");
-    let b = beta.key_attributes("only-in-alpha", None).await.expect("beta");
+    beta.create_key(&p256_key("only-in-alpha"))
+        .await
+        .expect("same label in beta");
+    let a = alpha
+        .key_attributes("only-in-alpha", None)
+        .await
+        .expect("alpha");
+    let b = beta
+        .key_attributes("only-in-alpha", None)
+        .await
+        .expect("beta");
     assert_ne!(a.json.public_key, b.json.public_key, "different keys");
 
     // At the root URL the API key selects the partition.
     let root_beta = client_with(&emu.base_url(), api_keys("beta"));
     let mut labels = root_beta.list_keys().await.expect("list");
     labels.sort();
-    assert_eq!(labels, vec!["only-in-alpha".to_owned(), "only-in-beta".to_owned()]);
+    assert_eq!(
+        labels,
+        vec!["only-in-alpha".to_owned(), "only-in-beta".to_owned()]
+    );
     let stats = beta.keystore_statistics().await.expect("statistics");
-    assert_eq!((stats.private_keys, stats.data_objects), (2, 0), "{stats:?}");
+    assert_eq!(
+        (stats.private_keys, stats.data_objects),
+        (2, 0),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_options_combine_and_misconfiguration_is_reported() {
+    let emu = EmulatorFixture::start(EmulatorConfig {
+        partitions: vec![PartitionConfig {
+            name: "single".into(),
+            api_keys: ApiKeyGroups {
+                key_management: vec!["one-key".into()],
+                key_operation: vec!["one-key".into()],
+                approver: vec!["one-key".into()],
+                service: vec!["one-key".into()],
+                approver_key_management: vec!["one-key".into()],
+            },
+        }],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let url = emu.base_url();
+
+    // API keys + bearer token + custom timeouts/agent all together.
+    let c = TsbClient::builder(&url)
+        .api_keys(ApiKeys::all(keys(&["one-key"])))
+        .bearer_token(SecretString::from("header.payload.signature"))
+        .user_agent("keymanager-contract-tests")
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(20))
+        .retry_backoff(std::time::Duration::from_millis(10))
+        .get_retries(1)
+        .https_only(false)
+        .build()
+        .expect("client builds");
+    assert!(
+        c.version_info()
+            .await
+            .expect("version")
+            .version
+            .contains("keymanager-emulator")
+    );
+    c.create_key(&p256_key("all-options"))
+        .await
+        .expect("create");
+    assert_eq!(
+        c.list_keys().await.expect("list"),
+        vec!["all-options".to_owned()]
+    );
+    let debug = format!("{c:?}");
+    assert!(
+        !debug.contains("header.payload.signature") && !debug.contains("one-key"),
+        "{debug}"
+    );
+
+    // Refused before anything is sent.
+    let error = TsbClient::builder(&url)
+        .https_only(true)
+        .build()
+        .expect_err("http with https_only");
+    assert!(matches!(error, km_tsb::TsbError::Config(_)), "{error:?}");
+    let error = TsbClient::builder("ftp://example.com")
+        .build()
+        .expect_err("scheme");
+    assert!(matches!(error, km_tsb::TsbError::Config(_)), "{error:?}");
+    let error = TsbClient::builder(&url)
+        .api_keys(ApiKeys::all(keys(&["bad\nkey"])))
+        .build()
+        .expect_err("header-unsafe key");
+    assert!(matches!(error, km_tsb::TsbError::Config(_)), "{error:?}");
+
+    // A stopped TSB is "unavailable" (connect error), not an API error.
+    emu.emulator.shutdown().await;
+    let error = c.version_info().await.expect_err("emulator is gone");
+    assert!(matches!(error, km_tsb::TsbError::Connect(_)), "{error:?}");
+    assert!(error.is_unavailable());
 }

@@ -15,7 +15,10 @@ use super::{client, emulator, expect_api_error, p256_key, sign_attributes};
 
 /// Runs openssl; returns (success, stdout + stderr).
 fn openssl(args: &[&str]) -> (bool, String) {
-    let output = Command::new("openssl").args(args).output().expect("openssl runs");
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -86,14 +89,23 @@ async fn certificates_are_valid_for_openssl() {
         .await
         .expect("CSR");
     assert_eq!(csr.label.as_deref(), Some("ca-key"));
-    assert!(csr.certificate_signing_request.contains("BEGIN CERTIFICATE REQUEST"));
+    assert!(
+        csr.certificate_signing_request
+            .contains("BEGIN CERTIFICATE REQUEST")
+    );
     let csr_file = path(dir.path(), "rsa.csr");
     std::fs::write(&csr_file, &csr.certificate_signing_request).expect("write CSR");
     let (ok, text) = openssl(&["req", "-verify", "-noout", "-in", &csr_file]);
     assert!(ok, "openssl rejects the CSR: {text}");
     let (ok, text) = openssl(&["req", "-noout", "-subject", "-in", &csr_file]);
-    assert!(ok && text.contains("CN = csr.example") && text.contains("C = CH"), "{text}");
-    let side_effect = c.get_certificate("ca-key").await.expect("self-signed side effect");
+    assert!(
+        ok && text.contains("CN = csr.example") && text.contains("C = CH"),
+        "{text}"
+    );
+    let side_effect = c
+        .get_certificate("ca-key")
+        .await
+        .expect("self-signed side effect");
     assert!(side_effect.certificate.contains("BEGIN CERTIFICATE"));
 
     // Self-signed CA certificate.
@@ -119,7 +131,11 @@ async fn certificates_are_valid_for_openssl() {
     assert!(text.contains("CA:TRUE"), "no CA:TRUE in\n{text}");
     assert!(text.contains("keymanager test CA"), "{text}");
     assert_eq!(
-        c.get_certificate("ca-key").await.expect("get").certificate.trim(),
+        c.get_certificate("ca-key")
+            .await
+            .expect("get")
+            .certificate
+            .trim(),
         ca.certificate.trim(),
         "the self-signed certificate is stored with the key"
     );
@@ -128,8 +144,19 @@ async fn certificates_are_valid_for_openssl() {
     let leaf_key = path(dir.path(), "leaf.key");
     let leaf_csr = path(dir.path(), "leaf.csr");
     let (ok, text) = openssl(&[
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-subj", "/CN=leaf", "-keyout", &leaf_key, "-out", &leaf_csr,
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=leaf",
+        "-keyout",
+        &leaf_key,
+        "-out",
+        &leaf_csr,
     ]);
     assert!(ok, "{text}");
     let csr_pem = std::fs::read_to_string(&leaf_csr).expect("read CSR");
@@ -142,7 +169,10 @@ async fn certificates_are_valid_for_openssl() {
     let (ok, text) = openssl(&["verify", "-CAfile", &ca_file, &leaf_file]);
     assert!(ok && text.contains("OK"), "openssl verify: {text}");
     let (_, text) = openssl(&["x509", "-noout", "-text", "-in", &leaf_file]);
-    assert!(text.contains("CN = leaf") || text.contains("CN=leaf"), "{text}");
+    assert!(
+        text.contains("CN = leaf") || text.contains("CN=leaf"),
+        "{text}"
+    );
     assert!(!text.contains("CA:TRUE"), "leaf must not be a CA:\n{text}");
     // Garbage instead of a CSR is refused.
     let garbage = c
@@ -171,17 +201,32 @@ async fn certificates_are_valid_for_openssl() {
     assert!(ok, "{text}");
 
     let holder_der = der_of(&holder_cert.certificate);
-    let imported = c.import_certificate("holder", &holder_der).await.expect("import");
+    let imported = c
+        .import_certificate("holder", &holder_der)
+        .await
+        .expect("import");
     assert_eq!(imported.label.as_deref(), Some("holder"));
     let stored = c.get_certificate("holder").await.expect("get");
-    assert_eq!(der_of(&stored.certificate), holder_der, "import overwrote the self-signed one");
+    assert_eq!(
+        der_of(&stored.certificate),
+        holder_der,
+        "import overwrote the self-signed one"
+    );
     // A certificate for another public key does not belong to this key (402).
     let leaf_der = der_of(&leaf.certificate);
     expect_api_error(c.import_certificate("holder", &leaf_der).await, 400, 402);
-    expect_api_error(c.import_certificate("no-such-key", &holder_der).await, 404, 650);
-    c.delete_certificate("holder").await.expect("delete certificate");
+    expect_api_error(
+        c.import_certificate("no-such-key", &holder_der).await,
+        404,
+        650,
+    );
+    c.delete_certificate("holder")
+        .await
+        .expect("delete certificate");
     expect_api_error(c.get_certificate("holder").await, 404, 650);
     expect_api_error(c.delete_certificate("holder").await, 404, 650);
     // The key itself is still there.
-    c.key_attributes("holder", None).await.expect("key survives certificate deletion");
+    c.key_attributes("holder", None)
+        .await
+        .expect("key survives certificate deletion");
 }

@@ -23,7 +23,10 @@ async fn data_objects_are_create_if_absent_and_fully_manageable() {
     assert!(error.is_already_existing());
     let object = c.get_data_object(label).await.expect("get");
     assert_eq!(object.label, label);
-    assert_eq!(object.value, value, "a lost create must not change the value");
+    assert_eq!(
+        object.value, value,
+        "a lost create must not change the value"
+    );
     assert!(object.modifiable && object.destroyable && object.private);
 
     c.create_data_object("other", b"x", DataObjectFlags::default())
@@ -33,15 +36,23 @@ async fn data_objects_are_create_if_absent_and_fully_manageable() {
     labels.sort();
     assert_eq!(labels, vec![label.to_owned(), "other".to_owned()]);
 
-    c.replace_data_object(label, b"replaced").await.expect("replace");
-    assert_eq!(c.get_data_object(label).await.expect("get").value, b"replaced");
+    c.replace_data_object(label, b"replaced")
+        .await
+        .expect("replace");
+    assert_eq!(
+        c.get_data_object(label).await.expect("get").value,
+        b"replaced"
+    );
 
     c.delete_data_object(label).await.expect("delete");
     let error = expect_api_error(c.get_data_object(label).await, 404, 653);
     assert!(error.is_not_found());
     expect_api_error(c.delete_data_object(label).await, 404, 653);
     expect_api_error(c.replace_data_object(label, b"x").await, 404, 653);
-    assert_eq!(c.list_data_objects().await.expect("list"), vec!["other".to_owned()]);
+    assert_eq!(
+        c.list_data_objects().await.expect("list"),
+        vec!["other".to_owned()]
+    );
 
     // Flags are honoured: a non-modifiable, non-destroyable object stays as it is (614).
     let frozen = DataObjectFlags {
@@ -49,7 +60,9 @@ async fn data_objects_are_create_if_absent_and_fully_manageable() {
         destroyable: false,
         private: false,
     };
-    c.create_data_object("frozen", b"v", frozen).await.expect("create");
+    c.create_data_object("frozen", b"v", frozen)
+        .await
+        .expect("create");
     let object = c.get_data_object("frozen").await.expect("get");
     assert!(!object.modifiable && !object.destroyable && !object.private);
     expect_api_error(c.replace_data_object("frozen", b"w").await, 400, 614);

@@ -25,11 +25,19 @@ async fn service_info_names_the_emulator_and_statistics_follow_the_keystore() {
 
     let before = c.keystore_statistics().await.expect("statistics");
     assert_eq!(
-        (before.private_keys, before.public_keys, before.secret_keys, before.data_objects),
+        (
+            before.private_keys,
+            before.public_keys,
+            before.secret_keys,
+            before.data_objects
+        ),
         (0, 0, 0, 0),
         "fresh emulator: {before:?}"
     );
-    assert!(before.max_size > 0 && before.remaining_objects > 0, "{before:?}");
+    assert!(
+        before.max_size > 0 && before.remaining_objects > 0,
+        "{before:?}"
+    );
 
     c.create_key(&p256_key("stats-ec")).await.expect("EC key");
     let mut aes = CreateKeyRequest::new("stats-aes", "AES", cipher_attributes());
@@ -44,10 +52,18 @@ async fn service_info_names_the_emulator_and_statistics_follow_the_keystore() {
     assert_eq!(after.public_keys, before.public_keys + 1, "{after:?}");
     assert_eq!(after.secret_keys, before.secret_keys + 1, "{after:?}");
     assert_eq!(after.data_objects, before.data_objects + 1, "{after:?}");
-    assert!(after.used_size > before.used_size, "{before:?} -> {after:?}");
-    assert!(after.remaining_objects < before.remaining_objects, "{before:?} -> {after:?}");
+    assert!(
+        after.used_size > before.used_size,
+        "{before:?} -> {after:?}"
+    );
+    assert!(
+        after.remaining_objects < before.remaining_objects,
+        "{before:?} -> {after:?}"
+    );
 
-    c.delete_data_object("stats-object").await.expect("delete object");
+    c.delete_data_object("stats-object")
+        .await
+        .expect("delete object");
     c.delete_key("stats-aes").await.expect("delete key");
     let last = c.keystore_statistics().await.expect("statistics");
     assert_eq!((last.secret_keys, last.data_objects), (0, 0), "{last:?}");
