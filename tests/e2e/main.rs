@@ -6,4 +6,8 @@
 
 mod dev_command;
 mod installation;
+mod ska_flow;
+mod state_store;
 mod support;
+mod tls;
+mod tsb_contract;

@@ -18,6 +18,42 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         // A clock before 1970 is a broken host; treat it as the epoch rather than failing requests.
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to. For tests (several state-store replicas sharing one
+/// controllable "now") and for tools that replay history; never for serving.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now: std::sync::atomic::AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at `now`.
+    pub fn new(now: Timestamp) -> Self {
+        Self {
+            now: std::sync::atomic::AtomicU64::new(now),
+        }
+    }
+
+    /// Moves the clock forward by `seconds`.
+    pub fn advance(&self, seconds: u64) {
+        self.now
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `now` (may move it backwards, to test skew).
+    pub fn set(&self, now: Timestamp) {
+        self.now.store(now, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        self.now.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

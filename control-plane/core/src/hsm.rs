@@ -7,13 +7,40 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use zeroize::Zeroizing;
 
 /// The name of an HSM data object (`kms.<kind>.<id>` for keymanager's own records).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataObjectName(String);
 
 impl DataObjectName {
-    /// The name of the record `kind`/`id`, e.g. `kms.install.main`.
+    /// Longest label the TSB accepts.
+    pub const MAX_LEN: usize = 256;
+
+    /// A label as the HSM knows it: 1–256 characters of `[A-Za-z0-9._:@/-]` (the TSB's data-object
+    /// label rule). Validated here so that a bad label fails before a round trip, with our message.
+    pub fn new(label: impl Into<String>) -> Result<Self, InvalidDataObjectName> {
+        let label = label.into();
+        let reason = if label.is_empty() {
+            Some("it is empty")
+        } else if label.len() > Self::MAX_LEN {
+            Some("it is longer than 256 characters")
+        } else if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '@' | '/' | '-'))
+        {
+            Some("only A-Z, a-z, 0-9 and . _ : @ / - are allowed")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(InvalidDataObjectName { label, reason }),
+            None => Ok(Self(label)),
+        }
+    }
+
+    /// The name of the record `kind`/`id`, e.g. `kms.install.main`. Not validated: callers with
+    /// untrusted parts go through the state store, which validates kind and id.
     pub fn record(kind: &str, id: &str) -> Self {
         Self(format!("kms.{kind}.{id}"))
     }
@@ -28,6 +55,26 @@ impl fmt::Display for DataObjectName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// A string that cannot be an HSM data-object label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{label:?} is not a valid HSM data object label: {reason}")]
+pub struct InvalidDataObjectName {
+    /// The rejected label.
+    pub label: String,
+    /// Which rule it broke.
+    pub reason: &'static str,
+}
+
+/// Output of [`Hsm::seal`]: AES-GCM ciphertext made inside the HSM. Not secret by itself, but
+/// only the HSM that holds the seal key can open it, and only with the same associated data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBlob {
+    /// Ciphertext followed by the 128-bit GCM tag.
+    pub ciphertext: Vec<u8>,
+    /// The 96-bit nonce the HSM chose (never chosen by us, so it cannot be reused by mistake).
+    pub iv: Vec<u8>,
 }
 
 /// Identity of the service behind a partition, as reported by the TSB.
@@ -65,7 +112,9 @@ pub enum HsmError {
     #[error("HSM object {0} already exists")]
     AlreadyExists(String),
     /// The partition refused our credentials.
-    #[error("the HSM partition refused the credentials ({0}); check the partition's API keys or certificates")]
+    #[error(
+        "the HSM partition refused the credentials ({0}); check the partition's API keys or certificates"
+    )]
     Unauthorized(String),
     /// The request was well-formed for us but refused by the HSM (attributes, policy, licence).
     #[error("the HSM refused the operation: {0}")]
@@ -76,6 +125,10 @@ pub enum HsmError {
     /// The HSM itself failed.
     #[error("the HSM reported an internal error: {0}")]
     Internal(String),
+    /// Authenticated decryption failed: the ciphertext, nonce or associated data were altered,
+    /// or it was sealed under another key. Never retried; the stored value is not trustworthy.
+    #[error("authenticated decryption failed: {0}")]
+    Integrity(String),
 }
 
 /// One HSM partition, as the control plane needs it.
@@ -87,7 +140,36 @@ pub trait Hsm: Send + Sync {
     async fn keystore_statistics(&self) -> Result<KeystoreStatistics, HsmError>;
     /// Creates a data object only if no object of that name exists ([`HsmError::AlreadyExists`]
     /// otherwise). Atomic in the HSM, so it doubles as a lock primitive across replicas.
-    async fn create_data_object(&self, name: &DataObjectName, value: &[u8]) -> Result<(), HsmError>;
+    async fn create_data_object(&self, name: &DataObjectName, value: &[u8])
+    -> Result<(), HsmError>;
     /// Reads a data object; `Ok(None)` when it does not exist.
     async fn read_data_object(&self, name: &DataObjectName) -> Result<Option<Vec<u8>>, HsmError>;
+    /// Replaces the value of an existing data object ([`HsmError::NotFound`] if there is none).
+    /// Unconditional in the HSM: callers that need compare-and-set hold a lock object.
+    async fn replace_data_object(
+        &self,
+        name: &DataObjectName,
+        value: &[u8],
+    ) -> Result<(), HsmError>;
+    /// Deletes a data object ([`HsmError::NotFound`] if there is none).
+    async fn delete_data_object(&self, name: &DataObjectName) -> Result<(), HsmError>;
+    /// Names of all data objects of the partition (ours and anyone else's).
+    async fn list_data_objects(&self) -> Result<Vec<DataObjectName>, HsmError>;
+
+    /// Makes sure the AES-256 seal key `label` exists (creating it if absent) and is fit for
+    /// sealing: AES-256, encrypt/decrypt, sensitive, never extractable, not destroyable. The key is
+    /// generated inside the HSM and never leaves it; [`HsmError::Refused`] if a key of that label
+    /// exists but is weaker. Safe to call concurrently from several replicas.
+    async fn ensure_seal_key(&self, label: &str) -> Result<(), HsmError>;
+    /// Encrypts `plaintext` inside the HSM with AES-GCM under the seal key `label`, binding `aad`
+    /// (additional authenticated data) to the result.
+    async fn seal(&self, label: &str, plaintext: &[u8], aad: &[u8])
+    -> Result<SealedBlob, HsmError>;
+    /// Opens a [`SealedBlob`] inside the HSM; [`HsmError::Integrity`] if it or `aad` was altered.
+    async fn unseal(
+        &self,
+        label: &str,
+        blob: &SealedBlob,
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError>;
 }

@@ -92,13 +92,18 @@ impl Installation {
         })
     }
 
-    async fn load(&self, name: &DataObjectName) -> Result<Option<InstallationRecord>, InstallationError> {
+    async fn load(
+        &self,
+        name: &DataObjectName,
+    ) -> Result<Option<InstallationRecord>, InstallationError> {
         let Some(bytes) = self.management.read_data_object(name).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|error| InstallationError::Corrupt {
-            name: name.to_string(),
-            reason: error.to_string(),
-        })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| InstallationError::Corrupt {
+                name: name.to_string(),
+                reason: error.to_string(),
+            })
     }
 }

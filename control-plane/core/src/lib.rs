@@ -2,8 +2,9 @@
 //!
 //! Owns: the ports (traits) through which the control plane reaches the outside world — today the
 //! [`Hsm`] port (one instance per HSM partition) and the [`Clock`] — and the services built on them:
-//! [`Installation`] (first-start provisioning of the management partition) and [`Readiness`].
-//! Later: the sealed state store over HSM data objects, caches, and every other use case.
+//! the [`StateStore`] (sealed, versioned records kept as HSM data objects on the management
+//! partition, with lock objects and a read cache), [`Installation`] (first-start provisioning of
+//! the management partition) and [`Readiness`]. Later: every other use case.
 //!
 //! Must not depend on: HTTP servers or clients, the TSB SDK, WASM runtimes or cloud SDKs. Adapters
 //! (km-hsm-tsb, km-vault-*, ...) implement the ports; only the `keymanager` binary wires them.
@@ -12,8 +13,13 @@ mod clock;
 mod hsm;
 mod installation;
 mod readiness;
+pub mod state;
 
-pub use clock::{Clock, SystemClock, Timestamp};
-pub use hsm::{DataObjectName, Hsm, HsmError, KeystoreStatistics, ServiceInfo};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use hsm::{
+    DataObjectName, Hsm, HsmError, InvalidDataObjectName, KeystoreStatistics, SealedBlob,
+    ServiceInfo,
+};
 pub use installation::{Installation, InstallationError, InstallationRecord};
 pub use readiness::{Readiness, ReadinessReport};
+pub use state::{LockRetry, Sealing, StateStore, StateStoreConfig, StoreError, Versioned};

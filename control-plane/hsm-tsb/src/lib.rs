@@ -1,14 +1,35 @@
 //! km-hsm-tsb — the adapter that implements km-core's [`Hsm`] port with the km-tsb SDK.
 //!
-//! Owns: translating port calls into TSB REST calls and TSB errors into [`HsmError`]s. One
-//! [`TsbHsm`] wraps one `TsbClient`, i.e. one partition with its own credentials.
+//! Owns: translating port calls into TSB REST calls and TSB errors into [`HsmError`]s (one mapping,
+//! `hsm_error`), and the shape of the seal key (AES-256, sensitive, never extractable, not
+//! destroyable, empty SKA policy) with its AES-GCM seal/unseal calls. One [`TsbHsm`] wraps one
+//! `TsbClient`, i.e. one partition with its own credentials.
 //!
 //! Must not depend on: other adapters, the HTTP server, or anything that knows about tenants'
 //! other partitions.
 
 use async_trait::async_trait;
-use km_core::{DataObjectName, Hsm, HsmError, KeystoreStatistics, ServiceInfo};
-use km_tsb::{DataObjectFlags, TsbClient, TsbError};
+use km_core::{DataObjectName, Hsm, HsmError, KeystoreStatistics, SealedBlob, ServiceInfo};
+use km_tsb::{
+    CreateKeyRequest, DataObjectFlags, DecryptRequest, EncryptRequest, KeyAttributes, KeyInfo,
+    Policy, TsbClient, TsbError,
+};
+use zeroize::{Zeroize, Zeroizing};
+
+/// The TSB's cipher name for sealing.
+const SEAL_CIPHER: &str = "AES_GCM";
+/// Full-length GCM tag: sealed state is long-lived, so no truncated tags.
+const SEAL_TAG_BITS: u32 = 128;
+/// AES-256.
+const SEAL_KEY_BITS: u32 = 256;
+/// TSB `key.not.existent`.
+const KEY_NOT_EXISTENT: u32 = 650;
+/// TSB `key.already.existing`.
+const KEY_ALREADY_EXISTING: u32 = 608;
+/// TSB `data.object.not.existent`.
+const DATA_OBJECT_NOT_EXISTENT: u32 = 653;
+/// TSB `decrypt.failed`: authenticated decryption rejected the input.
+const DECRYPT_FAILED: u32 = 410;
 
 /// One HSM partition reached through the TSB REST API.
 #[derive(Debug, Clone)]
@@ -43,7 +64,10 @@ impl Hsm for TsbHsm {
     async fn service_info(&self) -> Result<ServiceInfo, HsmError> {
         let version = self.client.version_info().await.map_err(hsm_error)?;
         let licenses = self.client.license_info().await.map_err(hsm_error)?;
-        Ok(ServiceInfo { version: version.version, licenses: licenses.client_flags })
+        Ok(ServiceInfo {
+            version: version.version,
+            licenses: licenses.client_flags,
+        })
     }
 
     async fn keystore_statistics(&self) -> Result<KeystoreStatistics, HsmError> {
@@ -57,7 +81,11 @@ impl Hsm for TsbHsm {
         })
     }
 
-    async fn create_data_object(&self, name: &DataObjectName, value: &[u8]) -> Result<(), HsmError> {
+    async fn create_data_object(
+        &self,
+        name: &DataObjectName,
+        value: &[u8],
+    ) -> Result<(), HsmError> {
         self.client
             .create_data_object(name.as_str(), value, DataObjectFlags::default())
             .await
@@ -67,8 +95,159 @@ impl Hsm for TsbHsm {
     async fn read_data_object(&self, name: &DataObjectName) -> Result<Option<Vec<u8>>, HsmError> {
         match self.client.get_data_object(name.as_str()).await {
             Ok(object) => Ok(Some(object.value)),
-            Err(error) if error.tsb_code() == Some(653) => Ok(None),
+            Err(error) if error.tsb_code() == Some(DATA_OBJECT_NOT_EXISTENT) => Ok(None),
             Err(error) => Err(hsm_error(error)),
         }
+    }
+
+    async fn replace_data_object(
+        &self,
+        name: &DataObjectName,
+        value: &[u8],
+    ) -> Result<(), HsmError> {
+        self.client
+            .replace_data_object(name.as_str(), value)
+            .await
+            .map_err(hsm_error)
+    }
+
+    async fn delete_data_object(&self, name: &DataObjectName) -> Result<(), HsmError> {
+        self.client
+            .delete_data_object(name.as_str())
+            .await
+            .map_err(hsm_error)
+    }
+
+    async fn list_data_objects(&self) -> Result<Vec<DataObjectName>, HsmError> {
+        let labels = self.client.list_data_objects().await.map_err(hsm_error)?;
+        // The TSB validates labels on creation, so every label it lists is valid; one that is not
+        // could not be addressed through the API anyway and is left out.
+        Ok(labels
+            .into_iter()
+            .filter_map(|label| DataObjectName::new(label).ok())
+            .collect())
+    }
+
+    async fn ensure_seal_key(&self, label: &str) -> Result<(), HsmError> {
+        match self.client.key_attributes(label, None).await {
+            Ok(existing) => return check_seal_key(label, &existing.json),
+            Err(error) if error.tsb_code() == Some(KEY_NOT_EXISTENT) => {}
+            Err(error) => return Err(hsm_error(error)),
+        }
+        match self.client.create_key(&seal_key_request(label)).await {
+            Ok(created) => check_seal_key(label, &created.json),
+            // Another replica created it between our look-up and our create: check theirs.
+            Err(error) if error.tsb_code() == Some(KEY_ALREADY_EXISTING) => {
+                let existing = self
+                    .client
+                    .key_attributes(label, None)
+                    .await
+                    .map_err(hsm_error)?;
+                check_seal_key(label, &existing.json)
+            }
+            Err(error) => Err(hsm_error(error)),
+        }
+    }
+
+    async fn seal(
+        &self,
+        label: &str,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<SealedBlob, HsmError> {
+        let mut request = EncryptRequest::new(label, SEAL_CIPHER, plaintext.to_vec());
+        request.tag_length = Some(SEAL_TAG_BITS);
+        request.additional_authentication_data = (!aad.is_empty()).then(|| aad.to_vec());
+        let result = self.client.encrypt(&request).await;
+        // Our copy of the plaintext is wiped whatever the outcome.
+        request.payload.zeroize();
+        let response = result.map_err(hsm_error)?;
+        let iv = response.initialization_vector.ok_or_else(|| {
+            HsmError::Internal(format!(
+                "the HSM returned no nonce for AES-GCM with key {label}"
+            ))
+        })?;
+        Ok(SealedBlob {
+            ciphertext: response.encrypted_payload,
+            iv,
+        })
+    }
+
+    async fn unseal(
+        &self,
+        label: &str,
+        blob: &SealedBlob,
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        let mut request = DecryptRequest::new(label, SEAL_CIPHER, blob.ciphertext.clone());
+        request.initialization_vector = Some(blob.iv.clone());
+        request.tag_length = Some(SEAL_TAG_BITS);
+        request.additional_authentication_data = (!aad.is_empty()).then(|| aad.to_vec());
+        match self.client.decrypt(&request).await {
+            Ok(plaintext) => Ok(plaintext),
+            Err(error) if error.tsb_code() == Some(DECRYPT_FAILED) => {
+                Err(HsmError::Integrity(error.to_string()))
+            }
+            Err(error) => Err(hsm_error(error)),
+        }
+    }
+}
+
+/// The seal key: AES-256 generated in the HSM, usable for encrypt/decrypt only, sensitive and
+/// never extractable (its material cannot leave the HSM), not destroyable (deleting it would
+/// destroy every sealed record) and not modifiable (its attributes are already the strictest
+/// that still work).
+///
+/// It is an SKA key with the *empty* policy rather than `policy: null`: no approvals are needed
+/// today, but an operator can later put block/unblock/modify rules on it, or block it in an
+/// emergency to freeze all sealed state — a `policy: null` key could never become SKA.
+fn seal_key_request(label: &str) -> CreateKeyRequest {
+    let attributes = KeyAttributes {
+        encrypt: Some(true),
+        decrypt: Some(true),
+        sign: Some(false),
+        verify: Some(false),
+        wrap: Some(false),
+        unwrap: Some(false),
+        derive: Some(false),
+        extractable: Some(false),
+        sensitive: Some(true),
+        destroyable: Some(false),
+        modifiable: Some(false),
+        ..KeyAttributes::default()
+    };
+    let mut request = CreateKeyRequest::new(label, "AES", attributes);
+    request.key_size = Some(SEAL_KEY_BITS);
+    request.policy = Some(Policy::empty_ska());
+    request
+}
+
+/// Refuses a key under the seal label that is weaker than [`seal_key_request`] would make it
+/// (e.g. planted by someone with key-management rights so that its material can be exported).
+/// Attributes the HSM does not report are not held against it.
+fn check_seal_key(label: &str, key: &KeyInfo) -> Result<(), HsmError> {
+    let attributes = &key.attributes;
+    let problem = if key
+        .algorithm
+        .as_deref()
+        .is_some_and(|a| !a.eq_ignore_ascii_case("AES"))
+    {
+        Some("it is not an AES key")
+    } else if key.key_size.is_some_and(|bits| bits != SEAL_KEY_BITS) {
+        Some("it is not a 256-bit key")
+    } else if attributes.extractable == Some(true) {
+        Some("it is extractable")
+    } else if attributes.sensitive == Some(false) {
+        Some("it is not sensitive")
+    } else if attributes.encrypt == Some(false) || attributes.decrypt == Some(false) {
+        Some("it may not encrypt and decrypt")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(HsmError::Refused(format!(
+            "the key {label} cannot be used as the seal key: {problem}"
+        ))),
+        None => Ok(()),
     }
 }

@@ -1,0 +1,137 @@
+//! The read cache: raw stored bytes per data object, fresh for a short TTL measured on the
+//! [`Clock`](crate::Clock) port.
+//!
+//! It holds exactly what the HSM holds — sealed bodies stay sealed, so no plaintext secret sits in
+//! it. Own writes replace their entry with the read-back bytes; other replicas' writes become
+//! visible when the entry expires, which bounds how long replicas can disagree.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::{DataObjectName, Timestamp};
+
+/// Entries beyond which expired ones are dropped (and, if that is not enough, all of them).
+const MAX_ENTRIES: usize = 10_000;
+
+/// A stored value (`None` = known to be absent) and when it was fetched.
+#[derive(Debug, Clone)]
+struct Entry {
+    fetched_at: Timestamp,
+    value: Option<Arc<[u8]>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ReadCache {
+    ttl: u64,
+    entries: Mutex<HashMap<DataObjectName, Entry>>,
+}
+
+/// A cache answer: `Some(None)` = known absent, `None` = ask the HSM.
+pub(crate) type Cached = Option<Option<Arc<[u8]>>>;
+
+impl ReadCache {
+    pub(crate) fn new(ttl: u64) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh(&self, entry: &Entry, now: Timestamp) -> bool {
+        // A clock that went backwards makes every entry suspect.
+        now >= entry.fetched_at && now - entry.fetched_at < self.ttl
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DataObjectName, Entry>> {
+        // The map holds no invariant a panicking holder could break half-way.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn get(&self, name: &DataObjectName, now: Timestamp) -> Cached {
+        let entries = self.lock();
+        let entry = entries.get(name)?;
+        self.fresh(entry, now).then(|| entry.value.clone())
+    }
+
+    pub(crate) fn put(&self, name: &DataObjectName, value: Option<&[u8]>, now: Timestamp) {
+        if self.ttl == 0 {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(name) {
+            entries.retain(|_, entry| now >= entry.fetched_at && now - entry.fetched_at < self.ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            name.clone(),
+            Entry {
+                fetched_at: now,
+                value: value.map(Arc::from),
+            },
+        );
+    }
+
+    pub(crate) fn invalidate(&self, name: &DataObjectName) {
+        self.lock().remove(name);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> DataObjectName {
+        DataObjectName::new(s).unwrap()
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let cache = ReadCache::new(2);
+        cache.put(&name("a"), Some(b"1"), 100);
+        cache.put(&name("b"), None, 100);
+        assert_eq!(
+            cache.get(&name("a"), 101).unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(
+            cache.get(&name("b"), 101),
+            Some(None),
+            "absence is cached too"
+        );
+        assert_eq!(
+            cache.get(&name("a"), 102),
+            None,
+            "expired at fetched_at + ttl"
+        );
+        assert_eq!(cache.get(&name("a"), 99), None, "clock moved backwards");
+    }
+
+    #[test]
+    fn ttl_zero_disables_caching() {
+        let cache = ReadCache::new(0);
+        cache.put(&name("a"), Some(b"1"), 100);
+        assert_eq!(cache.get(&name("a"), 100), None);
+    }
+
+    #[test]
+    fn invalidation_and_bounded_size() {
+        let cache = ReadCache::new(5);
+        cache.put(&name("a"), Some(b"1"), 0);
+        cache.invalidate(&name("a"));
+        assert_eq!(cache.get(&name("a"), 0), None);
+        for i in 0..MAX_ENTRIES + 10 {
+            cache.put(&name(&format!("n{i}")), None, 0);
+        }
+        assert!(cache.lock().len() <= MAX_ENTRIES);
+        cache.clear();
+        assert!(cache.lock().is_empty());
+    }
+}
