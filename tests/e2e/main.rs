@@ -4,7 +4,9 @@
 // A test binary: failing loudly on the first unexpected value is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod dev_command;
+mod identity;
 mod installation;
 mod ska_flow;
 mod state_store;

@@ -172,4 +172,35 @@ pub trait Hsm: Send + Sync {
         blob: &SealedBlob,
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, HsmError>;
+
+    /// Makes sure the signing key `label` exists (creating it if absent) and is fit for signing
+    /// keymanager's own statements (audit checkpoints): EC P-256, sign only, sensitive, never
+    /// extractable, not destroyable, empty SKA policy — the same hardening as the seal key, so the
+    /// private key never leaves the HSM and cannot be deleted to make old signatures unverifiable.
+    /// [`HsmError::Refused`] if a key of that label exists but is weaker. Safe to call
+    /// concurrently from several replicas.
+    ///
+    /// The default answers [`HsmError::Refused`]: adapters (and test fakes) that do not sign keep
+    /// compiling, and a service that needs signing fails closed on them.
+    async fn ensure_signing_key(&self, label: &str) -> Result<(), HsmError> {
+        Err(HsmError::Refused(format!(
+            "this HSM adapter cannot provide the signing key {label}"
+        )))
+    }
+    /// Signs `payload` inside the HSM with the signing key `label` (ECDSA P-256 over SHA-256,
+    /// the signature DER-encoded as in X9.62 / RFC 3279), so that anyone holding the public key
+    /// can check it offline with any ECDSA library.
+    async fn sign(&self, label: &str, payload: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let _ = payload;
+        Err(HsmError::Refused(format!(
+            "this HSM adapter cannot sign with key {label}"
+        )))
+    }
+    /// The public part of the key `label` as DER `SubjectPublicKeyInfo` — what an offline
+    /// verifier pins or is given.
+    async fn public_key(&self, label: &str) -> Result<Vec<u8>, HsmError> {
+        Err(HsmError::Refused(format!(
+            "this HSM adapter cannot read the public key of {label}"
+        )))
+    }
 }

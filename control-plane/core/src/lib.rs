@@ -4,21 +4,32 @@
 //! [`Hsm`] port (one instance per HSM partition) and the [`Clock`] — and the services built on them:
 //! the [`StateStore`] (sealed, versioned records kept as HSM data objects on the management
 //! partition, with lock objects and a read cache), [`Installation`] (first-start provisioning of
-//! the management partition) and [`Readiness`]. Later: every other use case.
+//! the management partition), [`Readiness`] and the [`AuditLog`] (hash-chained events on the HSM,
+//! checkpoints signed by an HSM key, fail-closed). Later: every other use case.
 //!
 //! Must not depend on: HTTP servers or clients, the TSB SDK, WASM runtimes or cloud SDKs. Adapters
 //! (km-hsm-tsb, km-vault-*, ...) implement the ports; only the `keymanager` binary wires them.
 
+pub mod audit;
 mod clock;
 mod hsm;
+pub mod identity;
 mod installation;
 mod readiness;
 pub mod state;
 
+pub use audit::{
+    AuditConfig, AuditError, AuditExport, AuditLog, AuditSink, AuditedAction, AuditedError,
+    JsonLinesSink, NoSink, SignatureVerifier, VerifyFailure, VerifyOptions, VerifyReport,
+    verify_export,
+};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use hsm::{
     DataObjectName, Hsm, HsmError, InvalidDataObjectName, KeystoreStatistics, SealedBlob,
     ServiceInfo,
+};
+pub use identity::{
+    Identity, IdentityConfig, IdentityError, IdentityPorts, SecondFactorPolicy, SecretText,
 };
 pub use installation::{Installation, InstallationError, InstallationRecord};
 pub use readiness::{Readiness, ReadinessReport};

@@ -2,7 +2,8 @@
 //!
 //! Owns: translating port calls into TSB REST calls and TSB errors into [`HsmError`]s (one mapping,
 //! `hsm_error`), and the shape of the seal key (AES-256, sensitive, never extractable, not
-//! destroyable, empty SKA policy) with its AES-GCM seal/unseal calls. One [`TsbHsm`] wraps one
+//! destroyable, empty SKA policy) with its AES-GCM seal/unseal calls, and of the signing key (EC
+//! P-256, same hardening) with its ECDSA sign call. One [`TsbHsm`] wraps one
 //! `TsbClient`, i.e. one partition with its own credentials.
 //!
 //! Must not depend on: other adapters, the HTTP server, or anything that knows about tenants'
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use km_core::{DataObjectName, Hsm, HsmError, KeystoreStatistics, SealedBlob, ServiceInfo};
 use km_tsb::{
     CreateKeyRequest, DataObjectFlags, DecryptRequest, EncryptRequest, KeyAttributes, KeyInfo,
-    Policy, TsbClient, TsbError,
+    Policy, SignRequest, TsbClient, TsbError,
 };
 use zeroize::{Zeroize, Zeroizing};
 
@@ -30,6 +31,14 @@ const KEY_ALREADY_EXISTING: u32 = 608;
 const DATA_OBJECT_NOT_EXISTENT: u32 = 653;
 /// TSB `decrypt.failed`: authenticated decryption rejected the input.
 const DECRYPT_FAILED: u32 = 410;
+/// The TSB's algorithm name for the signing key.
+const SIGNING_ALGORITHM: &str = "EC";
+/// NIST P-256 (secp256r1, prime256v1).
+const SIGNING_CURVE_OID: &str = "1.2.840.10045.3.1.7";
+/// ECDSA over SHA-256: what every offline verifier has.
+const SIGNATURE_ALGORITHM: &str = "SHA256_WITH_ECDSA";
+/// X9.62 DER `ECDSA-Sig-Value`, the form X.509 and most libraries verify.
+const SIGNATURE_TYPE: &str = "DER";
 
 /// One HSM partition reached through the TSB REST API.
 #[derive(Debug, Clone)]
@@ -190,6 +199,103 @@ impl Hsm for TsbHsm {
             }
             Err(error) => Err(hsm_error(error)),
         }
+    }
+
+    async fn ensure_signing_key(&self, label: &str) -> Result<(), HsmError> {
+        match self.client.key_attributes(label, None).await {
+            Ok(existing) => return check_signing_key(label, &existing.json),
+            Err(error) if error.tsb_code() == Some(KEY_NOT_EXISTENT) => {}
+            Err(error) => return Err(hsm_error(error)),
+        }
+        match self.client.create_key(&signing_key_request(label)).await {
+            Ok(created) => check_signing_key(label, &created.json),
+            // Another replica created it between our look-up and our create: check theirs.
+            Err(error) if error.tsb_code() == Some(KEY_ALREADY_EXISTING) => {
+                let existing = self
+                    .client
+                    .key_attributes(label, None)
+                    .await
+                    .map_err(hsm_error)?;
+                check_signing_key(label, &existing.json)
+            }
+            Err(error) => Err(hsm_error(error)),
+        }
+    }
+
+    async fn sign(&self, label: &str, payload: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let mut request = SignRequest::new(label, SIGNATURE_ALGORITHM, payload.to_vec());
+        request.signature_type = Some(SIGNATURE_TYPE.to_owned());
+        self.client.sign(&request).await.map_err(hsm_error)
+    }
+
+    async fn public_key(&self, label: &str) -> Result<Vec<u8>, HsmError> {
+        let key = self
+            .client
+            .key_attributes(label, None)
+            .await
+            .map_err(hsm_error)?;
+        key.json.public_key.ok_or_else(|| {
+            HsmError::Refused(format!("the HSM reports no public key for key {label}"))
+        })
+    }
+}
+
+/// The signing key (audit checkpoints): EC P-256 generated in the HSM, usable for signing only,
+/// sensitive and never extractable, not destroyable (deleting it would leave every checkpoint
+/// unverifiable against a key the HSM can still vouch for) and not modifiable. Like the seal key
+/// it is an SKA key with the *empty* policy, so an operator can later govern or block it.
+fn signing_key_request(label: &str) -> CreateKeyRequest {
+    let attributes = KeyAttributes {
+        encrypt: Some(false),
+        decrypt: Some(false),
+        sign: Some(true),
+        verify: Some(false),
+        wrap: Some(false),
+        unwrap: Some(false),
+        derive: Some(false),
+        extractable: Some(false),
+        sensitive: Some(true),
+        destroyable: Some(false),
+        modifiable: Some(false),
+        ..KeyAttributes::default()
+    };
+    let mut request = CreateKeyRequest::new(label, SIGNING_ALGORITHM, attributes);
+    request.curve_oid = Some(SIGNING_CURVE_OID.to_owned());
+    request.policy = Some(Policy::empty_ska());
+    request
+}
+
+/// Refuses a key under the signing label that is not what [`signing_key_request`] makes, or is
+/// weaker (e.g. planted with an exportable private key so that checkpoints could be forged
+/// outside the HSM). Attributes the HSM does not report are not held against it.
+fn check_signing_key(label: &str, key: &KeyInfo) -> Result<(), HsmError> {
+    let attributes = &key.attributes;
+    let problem = if key
+        .algorithm
+        .as_deref()
+        .is_some_and(|a| !a.eq_ignore_ascii_case(SIGNING_ALGORITHM))
+    {
+        Some("it is not an EC key")
+    } else if key
+        .curve_oid
+        .as_deref()
+        .is_some_and(|oid| oid != SIGNING_CURVE_OID)
+    {
+        Some("it is not on the P-256 curve")
+    } else if attributes.extractable == Some(true) {
+        Some("it is extractable")
+    } else if attributes.sensitive == Some(false) {
+        Some("it is not sensitive")
+    } else if attributes.sign == Some(false) {
+        Some("it may not sign")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(HsmError::Refused(format!(
+            "the key {label} cannot be used as the audit signing key: {problem}"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -4,6 +4,7 @@
 //! Owns: which adapters exist and how they are built from configuration. Nothing below this crate
 //! knows that the TSB emulator can run in-process; only `keymanager dev` wires it so.
 
+mod audit_cli;
 mod dev;
 mod http;
 
@@ -24,6 +25,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run only the TSB emulator (the same server `keymanager dev` embeds).
     TsbEmulator(km_tsb_emulator::cli::EmulatorArgs),
+    /// Audit log tools that work offline (`keymanager audit verify FILE`).
+    Audit(audit_cli::AuditArgs),
 }
 
 fn init_logging() {
@@ -44,5 +47,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Dev(args) => dev::run(args).await,
         Command::TsbEmulator(args) => Ok(km_tsb_emulator::cli::run(args).await?),
+        Command::Audit(args) => audit_cli::run(args),
     }
 }

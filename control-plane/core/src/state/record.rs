@@ -15,8 +15,9 @@ pub(crate) const MAX_KIND_LEN: usize = 32;
 /// Longest record id (9 for `kms.lock.` + 32 + 1 + 200 = 242 ≤ 256).
 pub(crate) const MAX_ID_LEN: usize = 200;
 
-/// Kinds the store uses for its own objects; a record of such a kind could collide with them.
-const RESERVED_KINDS: &[&str] = &["lock"];
+/// Kinds whose `kms.<kind>.*` names belong to someone else: the store's own lock objects, and the
+/// audit log's event batches and checkpoints. A record of such a kind could collide with them.
+const RESERVED_KINDS: &[&str] = &["lock", "audit"];
 
 /// Version byte of the sealed-body framing.
 const BLOB_VERSION: u8 = 1;

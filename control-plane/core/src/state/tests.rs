@@ -294,6 +294,7 @@ async fn invalid_names_never_reach_the_hsm() {
     let store = rig.store();
     for (kind, id) in [
         ("lock", "x"),
+        ("audit", "x"),
         ("Account", "x"),
         ("account", "../x"),
         ("account", "a/b"),
