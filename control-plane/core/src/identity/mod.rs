@@ -17,6 +17,7 @@
 //! [`IdentityCrypto`]) that km-auth implements; time comes from the [`Clock`].
 
 mod api_tokens;
+mod caller;
 mod config;
 mod error;
 mod login;
@@ -41,6 +42,7 @@ use serde::de::DeserializeOwned;
 pub use api_tokens::{
     ApiTokenInfo, ApiTokenService, AuthenticatedToken, CreatedApiToken, NewApiToken,
 };
+pub use caller::Caller;
 pub use config::{IdentityConfig, SecondFactorPolicy};
 pub use error::{IdentityError, SessionEnd};
 pub use login::{LoginOutcome, LoginService, PendingLogin, SecondFactor};
@@ -117,6 +119,25 @@ impl Identity {
             users: UserService { ctx: ctx.clone() },
             api_tokens: ApiTokenService { ctx },
         }
+    }
+
+    /// Authenticates one request from what the HTTP layer found: an `Authorization: Bearer`
+    /// credential (an API token) wins over a session cookie. `Ok(None)` means anonymous; an
+    /// invalid credential is an error (the caller answers 401), never silently anonymous.
+    pub async fn authenticate(
+        &self,
+        bearer: Option<SecretText>,
+        session_cookie: Option<SecretText>,
+    ) -> Result<Option<Caller>, IdentityError> {
+        if let Some(token) = bearer {
+            let token = self.api_tokens.verify(&token).await?;
+            return Ok(Some(Caller::ApiToken(Box::new(token))));
+        }
+        if let Some(token) = session_cookie {
+            let session = self.sessions.validate(&token).await?;
+            return Ok(Some(Caller::Session { session: Box::new(session), token }));
+        }
+        Ok(None)
     }
 }
 
