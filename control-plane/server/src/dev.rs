@@ -132,7 +132,7 @@ fn partition_config(name: &str, credentials: &DevCredentials) -> anyhow::Result<
         service: vec![key.clone()],
         approver_key_management: vec![key],
     };
-    Ok(PartitionConfig { name: name.to_owned(), api_keys })
+    Ok(PartitionConfig { name: name.to_owned(), api_keys, jwt: None })
 }
 
 fn client_for(url: String, api_key: &SecretString) -> anyhow::Result<TsbClient> {

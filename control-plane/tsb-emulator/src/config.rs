@@ -54,15 +54,115 @@ pub struct PartitionConfig {
     pub name: String,
     /// API keys per TSB key group; all empty = authentication off for this partition.
     pub api_keys: ApiKeyGroups,
+    /// `Some` = every `/v1` call of this partition needs `Authorization: Bearer <jwt>`
+    /// (reference §2), in addition to the API key of its group when that group has keys.
+    pub jwt: Option<JwtConfig>,
 }
 
 impl PartitionConfig {
-    /// A partition without API-key authentication.
-    pub fn open(name: &str) -> Self {
+    /// A partition with the given API-key groups and no JWT requirement.
+    pub fn new(name: &str, api_keys: ApiKeyGroups) -> Self {
         Self {
             name: name.to_owned(),
-            api_keys: ApiKeyGroups::default(),
+            api_keys,
+            jwt: None,
         }
+    }
+
+    /// A partition without API-key authentication.
+    pub fn open(name: &str) -> Self {
+        Self::new(name, ApiKeyGroups::default())
+    }
+
+    /// Requires a bearer JWT on every call of this partition.
+    pub fn with_jwt(mut self, jwt: JwtConfig) -> Self {
+        self.jwt = Some(jwt);
+        self
+    }
+}
+
+/// How a partition verifies bearer JWTs: the signature key, the required `iss` and `aud`, and
+/// `exp` (required, checked against the wall clock with `leeway_secs` of tolerance; `nbf` is
+/// checked when present). Missing token → 401/406 `missing.access.token`; any other failure →
+/// 401/617 `invalid.access.token`.
+#[derive(Clone)]
+pub struct JwtConfig {
+    /// Signature algorithm and key.
+    pub key: JwtKey,
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// Required `aud` claim (one of the token's audiences).
+    pub audience: String,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds (60 by default, like Spring Security).
+    pub leeway_secs: u64,
+}
+
+/// Signature key of [`JwtConfig`]. Only the named algorithm is accepted (a token whose header
+/// names another one is invalid), so an HS256 token can never be checked against a public key.
+#[derive(Clone)]
+pub enum JwtKey {
+    /// HS256 with a shared secret.
+    Hs256(zeroize::Zeroizing<Vec<u8>>),
+    /// RS256 with an RSA public key (PEM: `PUBLIC KEY` or `RSA PUBLIC KEY`).
+    Rs256(String),
+    /// ES256 with a P-256 public key (PEM `PUBLIC KEY`).
+    Es256(String),
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwtKey::Hs256(_) => f.write_str("Hs256(<redacted>)"),
+            JwtKey::Rs256(pem) => f.debug_tuple("Rs256").field(&pem.len()).finish(),
+            JwtKey::Es256(pem) => f.debug_tuple("Es256").field(&pem.len()).finish(),
+        }
+    }
+}
+
+impl JwtConfig {
+    /// HS256 with a shared secret.
+    pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Self {
+        Self::with_key(
+            JwtKey::Hs256(zeroize::Zeroizing::new(secret.to_vec())),
+            issuer,
+            audience,
+        )
+    }
+
+    /// RS256 with an RSA public key in PEM.
+    pub fn rs256(public_key_pem: &str, issuer: &str, audience: &str) -> Self {
+        Self::with_key(JwtKey::Rs256(public_key_pem.to_owned()), issuer, audience)
+    }
+
+    /// ES256 with a P-256 public key in PEM.
+    pub fn es256(public_key_pem: &str, issuer: &str, audience: &str) -> Self {
+        Self::with_key(JwtKey::Es256(public_key_pem.to_owned()), issuer, audience)
+    }
+
+    fn with_key(key: JwtKey, issuer: &str, audience: &str) -> Self {
+        Self {
+            key,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            leeway_secs: 60,
+        }
+    }
+
+    /// Sets the tolerated clock skew on `exp`/`nbf`.
+    pub fn with_leeway_secs(mut self, secs: u64) -> Self {
+        self.leeway_secs = secs;
+        self
+    }
+}
+
+impl fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("key", &self.key)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .finish()
     }
 }
 
@@ -212,6 +312,75 @@ pub(crate) struct FilePartition {
     pub name: String,
     #[serde(default)]
     pub api_keys: ApiKeyGroups,
+    pub jwt: Option<FileJwt>,
+}
+
+/// `[partitions.jwt]`: `algorithm` HS256 (with `secret`) or RS256/ES256 (with `public_key`, a
+/// PEM file path), `issuer`, `audience`, optional `leeway_secs`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileJwt {
+    pub algorithm: String,
+    pub secret: Option<String>,
+    pub public_key: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_secs: Option<u64>,
+}
+
+impl fmt::Debug for FileJwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileJwt")
+            .field("algorithm", &self.algorithm)
+            .field("public_key", &self.public_key)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileJwt {
+    fn into_config(self, partition: &str) -> Result<JwtConfig, EmulatorError> {
+        let err = |m: &str| EmulatorError::Config(format!("partition {partition:?}: jwt: {m}"));
+        let pem = |path: &Option<PathBuf>| -> Result<String, EmulatorError> {
+            let path = path
+                .as_deref()
+                .ok_or_else(|| err("public_key (a PEM file) is required for RS256/ES256"))?;
+            read_pem_file(path, "JWT public key")
+        };
+        let mut cfg = match self.algorithm.as_str() {
+            "HS256" => {
+                if self.public_key.is_some() {
+                    return Err(err("public_key is for RS256/ES256; HS256 takes secret"));
+                }
+                let secret = self
+                    .secret
+                    .as_deref()
+                    .ok_or_else(|| err("secret is required for HS256"))?;
+                JwtConfig::hs256(secret.as_bytes(), &self.issuer, &self.audience)
+            }
+            "RS256" | "ES256" => {
+                if self.secret.is_some() {
+                    return Err(err("secret is for HS256; RS256/ES256 take public_key"));
+                }
+                let pem = pem(&self.public_key)?;
+                if self.algorithm == "RS256" {
+                    JwtConfig::rs256(&pem, &self.issuer, &self.audience)
+                } else {
+                    JwtConfig::es256(&pem, &self.issuer, &self.audience)
+                }
+            }
+            other => {
+                return Err(err(&format!(
+                    "unsupported algorithm {other:?} (HS256, RS256 or ES256)"
+                )));
+            }
+        };
+        if let Some(l) = self.leeway_secs {
+            cfg.leeway_secs = l;
+        }
+        Ok(cfg)
+    }
 }
 
 impl FileConfig {
@@ -277,6 +446,10 @@ impl EmulatorConfig {
                     p.name
                 )));
             }
+            if let Some(jwt) = &p.jwt {
+                crate::auth::JwtVerifier::new(jwt)
+                    .map_err(|e| EmulatorError::Config(format!("partition {:?}: {e}", p.name)))?;
+            }
             if !seen.insert(p.name.clone()) {
                 return Err(EmulatorError::Config(format!(
                     "duplicate partition {:?}",
@@ -341,11 +514,15 @@ impl FileConfig {
             cfg.partitions = self
                 .partitions
                 .into_iter()
-                .map(|p| PartitionConfig {
-                    name: p.name,
-                    api_keys: p.api_keys,
+                .map(|p| {
+                    let jwt = p.jwt.map(|j| j.into_config(&p.name)).transpose()?;
+                    Ok(PartitionConfig {
+                        name: p.name,
+                        api_keys: p.api_keys,
+                        jwt,
+                    })
                 })
-                .collect();
+                .collect::<Result<_, EmulatorError>>()?;
         }
         cfg.validate()?;
         Ok(cfg)
@@ -388,6 +565,55 @@ mod tests {
         assert!(cfg.admin_api);
         let dbg = format!("{:?}", cfg.partitions[0].api_keys);
         assert!(!dbg.contains("s1"));
+    }
+
+    #[test]
+    fn jwt_file_config() {
+        let f: FileConfig = toml::from_str(
+            "[[partitions]]\nname = \"a\"\n[partitions.jwt]\nalgorithm = \"HS256\"\nsecret = \"s3cret\"\nissuer = \"https://idp.test\"\naudience = \"tsb\"\nleeway_secs = 5\n",
+        )
+        .unwrap();
+        let cfg = f.into_config().unwrap();
+        let jwt = cfg.partitions[0].jwt.as_ref().unwrap();
+        assert_eq!(
+            (jwt.issuer.as_str(), jwt.audience.as_str(), jwt.leeway_secs),
+            ("https://idp.test", "tsb", 5)
+        );
+        assert!(!format!("{jwt:?}").contains("s3cret"));
+        // Typos and mismatched key kinds are errors.
+        assert!(
+            toml::from_str::<FileConfig>(
+                "[[partitions]]\nname = \"a\"\n[partitions.jwt]\nalgorithm = \"HS256\"\nsecret = \"s\"\nissuer = \"i\"\naudiense = \"a\"\n",
+            )
+            .is_err()
+        );
+        for bad in [
+            "algorithm = \"HS256\"\nissuer = \"i\"\naudience = \"a\"\n",
+            "algorithm = \"RS256\"\nsecret = \"s\"\nissuer = \"i\"\naudience = \"a\"\n",
+            "algorithm = \"none\"\nissuer = \"i\"\naudience = \"a\"\n",
+        ] {
+            let f: FileConfig = toml::from_str(&format!(
+                "[[partitions]]\nname = \"a\"\n[partitions.jwt]\n{bad}"
+            ))
+            .unwrap();
+            assert!(f.into_config().is_err(), "{bad}");
+        }
+        // A public key that is not a key is refused at start-up, not on the first call.
+        let with = |jwt: JwtConfig| EmulatorConfig {
+            partitions: vec![PartitionConfig::open("a").with_jwt(jwt)],
+            ..EmulatorConfig::default()
+        };
+        assert!(
+            with(JwtConfig::es256("not a pem", "i", "a"))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            with(JwtConfig::hs256(b"", "i", "a")).validate().is_err(),
+            "empty HS256 secret"
+        );
+        assert!(with(JwtConfig::hs256(b"s", "", "a")).validate().is_err());
+        assert!(with(JwtConfig::hs256(b"s", "i", "a")).validate().is_ok());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! approvers) and its serialisation for the storage layer.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -133,21 +135,69 @@ impl AttributesIn {
     }
 }
 
-/// One HSM key.
+/// `keyUsageCount`: counted outside the partition lock (an operation bumps it after its crypto
+/// finished). Clones share the counter, so a use counted through a snapshot taken before a
+/// copy-on-write of the record still lands in the live record. Serialised as a plain number.
+#[derive(Clone, Default)]
+pub(crate) struct UsageCount(Arc<AtomicU64>);
+
+impl UsageCount {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Serialize for UsageCount {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for UsageCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u64::deserialize(d).map(|n| Self(Arc::new(AtomicU64::new(n))))
+    }
+}
+
+/// Key material behind an `Arc` so that operations can take it out of the partition lock
+/// without copying secrets; serialised like the material itself.
+mod arc_material {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::crypto::KeyMaterial;
+
+    pub fn serialize<S: Serializer>(m: &Arc<KeyMaterial>, s: S) -> Result<S::Ok, S::Error> {
+        m.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<KeyMaterial>, D::Error> {
+        KeyMaterial::deserialize(d).map(Arc::new)
+    }
+}
+
+/// One HSM key. Stored as `Arc<KeyRecord>` in the partition: an operation clones the `Arc`
+/// (a consistent snapshot) under the lock and works on it after releasing the lock; writers
+/// copy on write (`Arc::make_mut`).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct KeyRecord {
     pub label: String,
     pub id: Option<String>,
     pub uuid: String,
-    pub material: KeyMaterial,
+    #[serde(with = "arc_material")]
+    pub material: Arc<KeyMaterial>,
     pub attributes: Attributes,
     /// `None` = plain key that can never become SKA.
     pub policy: Option<Policy>,
     /// (salt hex, salted SHA-256 hex) of the key password.
     pub password: Option<(String, String)>,
     pub create_time: i64,
-    pub key_usage_count: u64,
+    pub key_usage_count: UsageCount,
     pub certificate_pem: Option<String>,
     pub address_format: Option<Value>,
 }
@@ -271,6 +321,11 @@ pub(crate) struct RequestRecord {
     pub result: Option<String>,
     pub meta_data: Option<String>,
     pub meta_data_signature: Option<String>,
+    /// In memory only: the request is fulfilled and its operation is running outside the
+    /// partition lock. It is neither re-evaluated, cancelled nor persisted meanwhile (a crash
+    /// leaves the persisted, still open request, which executes again after the restart).
+    #[serde(skip)]
+    pub executing: bool,
 }
 
 impl std::fmt::Debug for RequestRecord {
@@ -316,7 +371,8 @@ pub(crate) enum Dirty {
 /// Everything of one partition.
 #[derive(Default)]
 pub(crate) struct PartitionState {
-    pub keys: BTreeMap<String, KeyRecord>,
+    /// Sorted by label: the in-memory index that `GET /v1/key` lists.
+    pub keys: BTreeMap<String, Arc<KeyRecord>>,
     pub data_objects: BTreeMap<String, DataObjectRecord>,
     pub requests: BTreeMap<String, RequestRecord>,
     pub approvers: BTreeMap<String, ApproverRecord>,
@@ -327,6 +383,8 @@ pub(crate) struct PartitionState {
 pub(crate) struct Partition {
     pub name: String,
     pub api_keys: ApiKeyGroups,
+    /// Bearer-JWT requirement (`None` = no JWT needed).
+    pub jwt: Option<crate::auth::JwtVerifier>,
     pub state: tokio::sync::Mutex<PartitionState>,
 }
 
@@ -360,7 +418,7 @@ impl PartitionState {
         let mut st = PartitionState::default();
         for b in persistence.load_all(partition, Kind::Key)? {
             let k: KeyRecord = parse(&b, partition, "key")?;
-            st.keys.insert(k.label.clone(), k);
+            st.keys.insert(k.label.clone(), Arc::new(k));
         }
         for b in persistence.load_all(partition, Kind::DataObject)? {
             let d: DataObjectRecord = parse(&b, partition, "data object")?;
@@ -390,7 +448,7 @@ impl PartitionState {
                 Dirty::Key(n) => match self.keys.get(n) {
                     Some(k) => {
                         persistence
-                            .put(partition, Kind::Key, n, to_bytes(k)?)
+                            .put(partition, Kind::Key, n, to_bytes(k.as_ref())?)
                             .await?
                     }
                     None => persistence.delete(partition, Kind::Key, n).await?,

@@ -102,16 +102,28 @@ impl Policy {
     }
 
     /// Structural checks done at key creation and modify.
+    ///
+    /// Never-fulfillable rules (`tokens: []`, or groups whose quorum exceeds their approvals)
+    /// are allowed for ruleBlock/ruleUnblock/ruleModify: they freeze that action (reference §5).
+    /// The reference allows this for those three rules only, so a never-fulfillable ruleUse,
+    /// which would leave a key that can never be used, is refused (600).
     pub fn validate(&self) -> Result<(), TsbError> {
-        for rule in [
-            &self.rule_use,
-            &self.rule_block,
-            &self.rule_unblock,
-            &self.rule_modify,
-        ]
-        .into_iter()
-        .flatten()
+        if let Some(Rule {
+            tokens: Some(tokens),
+        }) = &self.rule_use
+            && tokens.is_empty()
         {
+            return Err(TsbError::validation(
+                "ruleUse can never be fulfilled (no tokens); only block, unblock and modify rules may freeze their action",
+            ));
+        }
+        for (is_use, rule) in [
+            (true, &self.rule_use),
+            (false, &self.rule_block),
+            (false, &self.rule_unblock),
+            (false, &self.rule_modify),
+        ] {
+            let Some(rule) = rule else { continue };
             for token in rule.tokens.iter().flatten() {
                 for (what, v) in [("timelock", token.timelock), ("timeout", token.timeout)] {
                     let v = v.unwrap_or(0);
@@ -125,9 +137,9 @@ impl Policy {
                 for group in token.groups.iter().flatten() {
                     let approvals = group.approvals.as_deref().unwrap_or(&[]);
                     let quorum = group.quorum.unwrap_or(0);
-                    if quorum as usize > approvals.len() {
+                    if is_use && quorum as usize > approvals.len() {
                         return Err(TsbError::validation(format!(
-                            "group quorum {quorum} exceeds its {} approvals",
+                            "ruleUse group quorum {quorum} exceeds its {} approvals; only block, unblock and modify rules may freeze their action",
                             approvals.len()
                         )));
                     }
@@ -208,6 +220,18 @@ impl ResolvedRule {
                 .iter()
                 .any(|t| t.timelock == 0 && t.groups.iter().all(|g| g.quorum == 0)),
         }
+    }
+
+    /// True when no token can ever reach its quorum (`tokens: []`, or every token has a group
+    /// with fewer approvers than its quorum): the action is frozen.
+    pub fn never_fulfillable(&self) -> bool {
+        self.tokens.as_ref().is_some_and(|tokens| {
+            tokens.iter().all(|t| {
+                t.groups
+                    .iter()
+                    .any(|g| g.quorum as usize > g.approvers.len())
+            })
+        })
     }
 
     /// Every distinct approver of the rule, in policy order.
@@ -390,5 +414,43 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(p.validate().unwrap_err().code, 600);
+    }
+
+    #[test]
+    fn never_fulfillable_rules_freeze_block_unblock_modify_only() {
+        let over_quorum = serde_json::json!({"tokens": [{"name": "t", "timelock": 0, "timeout": 0,
+            "groups": [{"name": "g", "quorum": 2,
+                "approvals": [{"type": "public_key", "value": "AAAA"}]}]}]});
+        for rule in ["ruleBlock", "ruleUnblock", "ruleModify"] {
+            for frozen in [over_quorum.clone(), serde_json::json!({"tokens": []})] {
+                let p: Policy =
+                    serde_json::from_value(serde_json::json!({ rule: frozen })).unwrap();
+                assert!(p.validate().is_ok(), "{rule} {frozen} must be accepted");
+            }
+        }
+        for frozen in [over_quorum, serde_json::json!({"tokens": []})] {
+            let p: Policy =
+                serde_json::from_value(serde_json::json!({ "ruleUse": frozen.clone() })).unwrap();
+            assert_eq!(p.validate().unwrap_err().code, 600, "ruleUse {frozen}");
+        }
+        let resolved = rule(2, &["a"], 0, 0);
+        assert!(resolved.never_fulfillable());
+        assert_eq!(resolved.evaluate(&[], &[], 0), Evaluation::Rejected);
+        assert!(!rule(1, &["a"], 0, 0).never_fulfillable());
+        assert!(
+            ResolvedRule {
+                tokens: Some(vec![])
+            }
+            .never_fulfillable()
+        );
+        assert!(!ResolvedRule { tokens: None }.never_fulfillable());
+        // One live token is enough.
+        let mixed = ResolvedRule {
+            tokens: Some(vec![
+                rule(2, &["a"], 0, 0).tokens.unwrap().remove(0),
+                rule(1, &["b"], 0, 0).tokens.unwrap().remove(0),
+            ]),
+        };
+        assert!(!mixed.never_fulfillable());
     }
 }

@@ -257,8 +257,8 @@ impl From<JsonOut> for Reply {
 
 /// Per-request context for handlers.
 pub(crate) struct Ctx<'a> {
-    pub shared: &'a Shared,
-    pub part: &'a Partition,
+    pub shared: &'a Arc<Shared>,
+    pub part: &'a Arc<Partition>,
     pub method: &'a Method,
     /// Path below the partition prefix, starting with `/v1`.
     pub path: &'a str,
@@ -327,13 +327,18 @@ fn group_for(path: &str) -> Option<KeyGroup> {
 }
 
 impl Shared {
-    async fn handle(&self, mut req: Request) -> Response {
+    async fn handle(self: &Arc<Self>, mut req: Request) -> Response {
         let method = req.method().clone();
         let full_path = req.uri().path().to_owned();
         let peer = req.remote_addr().to_string();
         let api_key = req
             .headers()
             .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let authorization = req
+            .headers()
+            .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = match req.take_body().into_bytes_limit(MAX_BODY).await {
@@ -410,6 +415,15 @@ impl Shared {
             }
         }
 
+        // Bearer JWT (when the partition requires one), then the API key of the endpoint's
+        // group: both are needed when both are configured.
+        if let Some(jwt) = &part.jwt
+            && let Err(e) = jwt.check(authorization.as_deref())
+        {
+            tracing::debug!(partition = %part.name, code = e.code, "bearer token rejected");
+            return error_response(&e);
+        }
+
         // API-key groups.
         if let Some(group) = group_for(&path) {
             let keys = part.api_keys.group(group);
@@ -478,7 +492,12 @@ impl Shared {
         Some(spec)
     }
 
-    async fn admin(&self, method: &Method, path: &str, body: &[u8]) -> Result<JsonOut, TsbError> {
+    async fn admin(
+        self: &Arc<Self>,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<JsonOut, TsbError> {
         match (method.as_str(), path) {
             ("POST", "/_emulator/faults") => {
                 let spec: FaultIn = wire::parse_body(body)?;
@@ -555,13 +574,22 @@ impl Shared {
     }
 
     /// Moves time-dependent requests forward (timelocks passing, timeouts expiring).
-    pub(crate) async fn tick(&self) {
+    pub(crate) async fn tick(self: &Arc<Self>) {
         for part in &self.partitions {
-            let mut st = part.state.lock().await;
-            let now = self.clock.now_unix();
-            let dirty = handlers::workflow::refresh_all(self, &mut st, now);
-            if let Err(e) = st.flush(&self.persistence, &part.name, &dirty).await {
-                tracing::error!(partition = %part.name, error = %e.message, "persisting request state failed");
+            let executions = {
+                let mut st = part.state.lock().await;
+                let now = self.clock.now_unix();
+                let changes = handlers::workflow::refresh_all(self, &mut st, now);
+                if let Err(e) = st
+                    .flush(&self.persistence, &part.name, &changes.dirty)
+                    .await
+                {
+                    tracing::error!(partition = %part.name, error = %e.message, "persisting request state failed");
+                }
+                changes.executions
+            };
+            if let Err(e) = handlers::workflow::drive_here(self, part, executions).await {
+                tracing::error!(partition = %part.name, error = %e.message, "executing due requests failed");
             }
         }
     }
@@ -639,9 +667,18 @@ impl Emulator {
                     key_owner.insert(k.clone(), idx);
                 }
             }
+            let jwt = p
+                .jwt
+                .as_ref()
+                .map(|j| {
+                    crate::auth::JwtVerifier::new(j)
+                        .map_err(|e| EmulatorError::Config(format!("partition {:?}: {e}", p.name)))
+                })
+                .transpose()?;
             partitions.push(Arc::new(Partition {
                 name: p.name.clone(),
                 api_keys: p.api_keys.clone(),
+                jwt,
                 state: tokio::sync::Mutex::new(st),
             }));
         }

@@ -1582,3 +1582,90 @@ async fn plain_import() {
     assert!(r.status >= 400 && r.status != 404, "{}", r.body);
     emu.shutdown().await;
 }
+
+/// Reference §5: never-fulfillable block/unblock/modify rules are allowed and freeze their
+/// action; a never-fulfillable ruleUse is refused. Blocking is not key invalidation.
+#[tokio::test]
+async fn frozen_rules_and_blocked_keys_in_statistics() {
+    let emu = start(EmulatorConfig::default()).await;
+    let c = client();
+    let base = emu.base_url();
+    let a1 = Approver::new();
+    let over_quorum = json!({"tokens": [{"name": "main", "timelock": 0, "timeout": 0, "groups": [{
+        "name": "main", "quorum": 2, "approvals": [{"type": "public_key", "value": a1.spki}]}]}]});
+
+    // ruleBlock and ruleModify frozen by an over-quorum group: accepted.
+    let mut body = ec_key_body("frozen");
+    body["policy"] = json!({"ruleUse": null, "ruleBlock": over_quorum, "ruleUnblock": null,
+        "ruleModify": over_quorum, "keyStatus": {"blocked": false}});
+    let r = post(&c, &format!("{base}/v1/key"), &body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body["json"]["policy"]["ruleBlock"]["tokens"][0]["groups"][0]["quorum"],
+        2
+    );
+    // The frozen actions: sync needs approvals that can never come, async is refused.
+    let block = json!({"blockRequest": {"blockKeyName": "frozen"}});
+    post(&c, &format!("{base}/v1/synchronousBlock"), &block)
+        .await
+        .assert_error(400, 401);
+    post(&c, &format!("{base}/v1/block"), &block)
+        .await
+        .assert_error(400, 614);
+    let modify = json!({"modifyRequest": {"modifyKeyName": "frozen",
+        "policy": {"ruleUse": null, "ruleBlock": null, "ruleUnblock": null, "ruleModify": null}}});
+    post(&c, &format!("{base}/v1/synchronousModify"), &modify)
+        .await
+        .assert_error(400, 401);
+    post(&c, &format!("{base}/v1/modify"), &modify)
+        .await
+        .assert_error(400, 614);
+    // ruleUse null: still usable.
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousSign"),
+        &json!({"signRequest": {
+        "signKeyName": "frozen", "payload": b64(b"x"), "signatureAlgorithm": "SHA256_WITH_ECDSA"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Freezing unblock through a modify is accepted as well.
+    let mut body = ec_key_body("open");
+    body["policy"] = json!({"ruleUse": null, "ruleBlock": null, "ruleUnblock": null,
+        "ruleModify": null, "keyStatus": {"blocked": false}});
+    assert_eq!(post(&c, &format!("{base}/v1/key"), &body).await.status, 201);
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousModify"),
+        &json!({"modifyRequest": {
+        "modifyKeyName": "open", "policy": {"ruleUse": null, "ruleBlock": null,
+        "ruleUnblock": over_quorum, "ruleModify": null}}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A never-fulfillable ruleUse is refused, in both forms.
+    for frozen_use in [over_quorum.clone(), json!({"tokens": []})] {
+        let mut body = ec_key_body("unusable");
+        body["policy"] = json!({"ruleUse": frozen_use, "ruleBlock": null, "ruleUnblock": null,
+            "ruleModify": null, "keyStatus": {"blocked": false}});
+        post(&c, &format!("{base}/v1/key"), &body)
+            .await
+            .assert_error(400, 600);
+    }
+
+    // A blocked key is not an invalidated key.
+    let r = post(
+        &c,
+        &format!("{base}/v1/synchronousBlock"),
+        &json!({"blockRequest": {"blockKeyName": "open"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = get(&c, &format!("{base}/v1/keystore/statistics")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["invalidatedKeys"], 0, "{}", r.body);
+    assert_eq!(r.body["privateKeys"], 2, "{}", r.body);
+    emu.shutdown().await;
+}

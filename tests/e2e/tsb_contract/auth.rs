@@ -38,10 +38,12 @@ async fn two_partitions() -> EmulatorFixture {
             PartitionConfig {
                 name: "alpha".into(),
                 api_keys: groups("alpha"),
+                jwt: None,
             },
             PartitionConfig {
                 name: "beta".into(),
                 api_keys: groups("beta"),
+                jwt: None,
             },
         ],
         ..EmulatorConfig::default()
@@ -204,6 +206,7 @@ async fn client_options_combine_and_misconfiguration_is_reported() {
                 service: vec!["one-key".into()],
                 approver_key_management: vec!["one-key".into()],
             },
+            jwt: None,
         }],
         ..EmulatorConfig::default()
     })

@@ -392,6 +392,20 @@ impl KeyMaterial {
         self.private.is_some()
     }
 
+    /// True when one operation with this key takes microseconds (symmetric keys, Ed25519,
+    /// P-256 through aws-lc-rs): the server runs such operations inline on its async workers.
+    /// Everything else (RSA, DSA, other curves, post-quantum, BLS: 0.2-15 ms per signature in
+    /// a debug build) goes to the blocking pool so it never stalls the async runtime.
+    pub fn is_fast(&self) -> bool {
+        match keys::Kind::of(self) {
+            Ok(k) => {
+                k.is_secret()
+                    || matches!(k, keys::Kind::Ed25519 | keys::Kind::Ec(keys::Curve::P256))
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Signs `payload` with `signature_algorithm` (TSB name).
     pub fn sign(
         &self,

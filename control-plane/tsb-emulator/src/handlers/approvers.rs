@@ -284,6 +284,7 @@ pub(crate) async fn forgot_password(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> 
             result: Some(code),
             meta_data: None,
             meta_data_signature: None,
+            executing: false,
         },
     );
     st.flush(

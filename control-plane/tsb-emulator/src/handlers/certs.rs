@@ -4,11 +4,13 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ops::{self, OpOut};
-use super::{check_password, ensure_usable, get_key, get_key_mut};
+use std::sync::Arc;
+
+use super::ops::{self, Computed, Job, OpOut, Step};
+use super::{check_password, ensure_usable, get_key, get_key_mut, same_key_mut, snapshot};
 use crate::crypto::{self, SubjectAttributes};
 use crate::error::TsbError;
-use crate::model::{Dirty, PartitionState, RequestKind};
+use crate::model::{Dirty, KeyRecord, PartitionState, RequestKind};
 use crate::server::{Ctx, Reply};
 use crate::wire::{
     self, JsonOut, Password, parse_body, parse_json, required_str, unwrap_optional_wrapper,
@@ -87,82 +89,104 @@ fn validity(p: &CertReq) -> Result<u32, TsbError> {
     }
 }
 
-fn checked_key<'a>(
-    st: &'a PartitionState,
+/// Checks the signing key under the lock and returns (name, signature algorithm, snapshot).
+fn checked_key(
+    st: &PartitionState,
     p: &CertReq,
-) -> Result<(String, String, &'a crate::model::KeyRecord), TsbError> {
+) -> Result<(String, String, Arc<KeyRecord>), TsbError> {
     let name = required_str(p.sign_key_name.clone(), "signKeyName")?;
     let alg = required_str(p.signature_algorithm.clone(), "signatureAlgorithm")?;
-    let key = get_key(st, &name)?;
-    check_password(key, p.key_password.as_ref(), true)?;
-    ensure_usable(key, Some(("sign", key.attributes.sign)))?;
+    let key = snapshot(st, &name)?;
+    check_password(&key, p.key_password.as_ref(), true)?;
+    ensure_usable(&key, Some(("sign", key.attributes.sign)))?;
     Ok((name, alg, key))
 }
 
-pub(crate) fn op_csr(st: &mut PartitionState, p: &CertReq, dry: bool) -> Result<OpOut, TsbError> {
-    let subj = subject(p)?;
-    let days = validity(p)?;
-    let (name, alg, key) = checked_key(st, p)?;
+/// Certificate work always goes to the blocking pool (X.509 building plus a signature).
+const CERT_WORK_IS_FAST: bool = false;
+
+pub(crate) fn op_csr(st: &mut PartitionState, p: CertReq, dry: bool) -> Result<Step, TsbError> {
+    let subj = subject(&p)?;
+    let days = validity(&p)?;
+    let (name, alg, key) = checked_key(st, &p)?;
     if dry {
-        return Ok(OpOut {
-            status: 200,
-            body: Value::Null,
-            result: String::new(),
-            dirty: vec![],
-        });
+        return Ok(Step::Done(OpOut::checked()));
     }
-    let ku = p.key_usage.clone().unwrap_or_default();
-    let eku = p.extended_key_usage.clone().unwrap_or_default();
-    let csr = crypto::create_csr(&key.material, &alg, &subj, &ku, &eku)?;
-    let mut dirty = Vec::new();
-    if key.certificate_pem.is_none() {
-        let cert =
-            crypto::self_signed_certificate(&key.material, &alg, &subj, days, &ku, &eku, false)?;
-        get_key_mut(st, &name)?.certificate_pem = Some(cert);
-        dirty.push(Dirty::Key(name.clone()));
-    }
-    Ok(OpOut {
-        status: 200,
-        body: json!({ "label": name, "certificateSigningRequest": csr }),
-        result: csr,
-        dirty,
-    })
+    Ok(Step::Compute(Job::new(CERT_WORK_IS_FAST, move || {
+        let ku = p.key_usage.clone().unwrap_or_default();
+        let eku = p.extended_key_usage.clone().unwrap_or_default();
+        let csr = crypto::create_csr(&key.material, &alg, &subj, &ku, &eku)?;
+        // A key without a certificate gets a self-signed one as a side effect.
+        let cert = match key.certificate_pem {
+            Some(_) => None,
+            None => Some(crypto::self_signed_certificate(
+                &key.material,
+                &alg,
+                &subj,
+                days,
+                &ku,
+                &eku,
+                false,
+            )?),
+        };
+        Ok(Computed::Apply(Box::new(move |_shared, st| {
+            let mut dirty = Vec::new();
+            if let Some(cert) = cert
+                && let Some(live) = same_key_mut(st, &key)
+                && live.certificate_pem.is_none()
+            {
+                live.certificate_pem = Some(cert);
+                dirty.push(Dirty::Key(name.clone()));
+            }
+            Ok(OpOut {
+                status: 200,
+                body: json!({ "label": name, "certificateSigningRequest": csr }),
+                result: csr,
+                dirty,
+            })
+        })))
+    })))
 }
 
 pub(crate) fn op_selfsign(
     st: &mut PartitionState,
-    p: &CertReq,
+    p: CertReq,
     dry: bool,
-) -> Result<OpOut, TsbError> {
-    let subj = subject(p)?;
-    let days = validity(p)?;
-    let (name, alg, key) = checked_key(st, p)?;
+) -> Result<Step, TsbError> {
+    let subj = subject(&p)?;
+    let days = validity(&p)?;
+    let (name, alg, key) = checked_key(st, &p)?;
     if dry {
-        return Ok(OpOut {
-            status: 200,
-            body: Value::Null,
-            result: String::new(),
-            dirty: vec![],
-        });
+        return Ok(Step::Done(OpOut::checked()));
     }
-    let ku = p.key_usage.clone().unwrap_or_default();
-    let eku = p.extended_key_usage.clone().unwrap_or_default();
-    let cert = crypto::self_signed_certificate(
-        &key.material,
-        &alg,
-        &subj,
-        days,
-        &ku,
-        &eku,
-        p.certificate_authority.unwrap_or(false),
-    )?;
-    get_key_mut(st, &name)?.certificate_pem = Some(cert.clone());
-    Ok(OpOut {
-        status: 200,
-        body: json!({ "label": name, "certificate": cert }),
-        result: "true".into(),
-        dirty: vec![Dirty::Key(name)],
-    })
+    Ok(Step::Compute(Job::new(CERT_WORK_IS_FAST, move || {
+        let ku = p.key_usage.clone().unwrap_or_default();
+        let eku = p.extended_key_usage.clone().unwrap_or_default();
+        let cert = crypto::self_signed_certificate(
+            &key.material,
+            &alg,
+            &subj,
+            days,
+            &ku,
+            &eku,
+            p.certificate_authority.unwrap_or(false),
+        )?;
+        Ok(Computed::Apply(Box::new(move |_shared, st| {
+            // Stored only on the key it was made for (not on a key re-created under the label
+            // meanwhile; a key deleted meanwhile keeps nothing).
+            let mut dirty = Vec::new();
+            if let Some(live) = same_key_mut(st, &key) {
+                live.certificate_pem = Some(cert.clone());
+                dirty.push(Dirty::Key(name.clone()));
+            }
+            Ok(OpOut {
+                status: 200,
+                body: json!({ "label": name, "certificate": cert }),
+                result: "true".into(),
+                dirty,
+            })
+        })))
+    })))
 }
 
 fn csr_pem(s: &str) -> Result<String, TsbError> {
@@ -181,42 +205,39 @@ fn csr_pem(s: &str) -> Result<String, TsbError> {
 
 pub(crate) fn op_sign_csr(
     st: &mut PartitionState,
-    p: &CertReq,
+    p: CertReq,
     dry: bool,
-) -> Result<OpOut, TsbError> {
+) -> Result<Step, TsbError> {
     let csr = csr_pem(&required_str(
         p.certificate_signing_request.clone(),
         "certificateSigningRequest",
     )?)?;
-    let days = validity(p)?;
-    let (name, alg, key) = checked_key(st, p)?;
+    let days = validity(&p)?;
+    let (name, alg, key) = checked_key(st, &p)?;
     if dry {
-        return Ok(OpOut {
-            status: 200,
-            body: Value::Null,
-            result: String::new(),
-            dirty: vec![],
-        });
+        return Ok(Step::Done(OpOut::checked()));
     }
-    let ku = p.key_usage.clone().unwrap_or_default();
-    let eku = p.extended_key_usage.clone().unwrap_or_default();
-    let cert = crypto::sign_csr(
-        &key.material,
-        key.certificate_pem.as_deref(),
-        &alg,
-        &csr,
-        p.common_name.as_deref().filter(|s| !s.is_empty()),
-        days,
-        &ku,
-        &eku,
-        p.certificate_authority.unwrap_or(false),
-    )?;
-    Ok(OpOut {
-        status: 200,
-        body: json!({ "label": name, "certificate": cert }),
-        result: cert,
-        dirty: vec![],
-    })
+    Ok(Step::Compute(Job::new(CERT_WORK_IS_FAST, move || {
+        let ku = p.key_usage.clone().unwrap_or_default();
+        let eku = p.extended_key_usage.clone().unwrap_or_default();
+        let cert = crypto::sign_csr(
+            &key.material,
+            key.certificate_pem.as_deref(),
+            &alg,
+            &csr,
+            p.common_name.as_deref().filter(|s| !s.is_empty()),
+            days,
+            &ku,
+            &eku,
+            p.certificate_authority.unwrap_or(false),
+        )?;
+        Ok(Computed::Ready(OpOut {
+            status: 200,
+            body: json!({ "label": name, "certificate": cert }),
+            result: cert,
+            dirty: vec![],
+        }))
+    })))
 }
 
 fn inner(ctx: &Ctx<'_>, kind: RequestKind) -> Result<Value, TsbError> {
@@ -307,7 +328,7 @@ pub(crate) async fn import_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
         )
         .await
     {
-        if let Some(k) = st.keys.get_mut(&label) {
+        if let Ok(k) = get_key_mut(&mut st, &label) {
             k.certificate_pem = old;
         }
         return Err(e);

@@ -187,8 +187,10 @@ pub(crate) fn license_info() -> Result<JsonOut, TsbError> {
 
 pub(crate) async fn statistics(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let st = ctx.part.state.lock().await;
-    let (mut private, mut public, mut secret, mut certs, mut invalidated) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut private, mut public, mut secret, mut certs) = (0u64, 0u64, 0u64, 0u64);
+    // Key invalidation (a Securosys partition-policy feature) is not emulated, so no key is
+    // ever invalidated. SKA-blocked keys are not invalidated: blocking is reversible.
+    let invalidated = 0u64;
     let mut used: u64 = 0;
     for k in st.keys.values() {
         let has_public = k.material.public_key_der().is_some();
@@ -202,9 +204,6 @@ pub(crate) async fn statistics(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
         }
         if k.certificate_pem.is_some() {
             certs += 1;
-        }
-        if k.blocked() {
-            invalidated += 1;
         }
         used += 2048;
     }

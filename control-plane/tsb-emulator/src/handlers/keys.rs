@@ -1,10 +1,12 @@
 //! Key management: create, list, attributes, delete, change password, plain import/export.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    check_password, descriptor, get_key, get_key_mut, validate_key_label, validate_policy,
+    check_password, descriptor, get_key, get_key_mut, snapshot, validate_key_label, validate_policy,
 };
 use crate::crypto::{self, KeyMaterial, KeySpec, PlainImport};
 use crate::error::TsbError;
@@ -109,12 +111,12 @@ pub(crate) fn new_record(
         label,
         id,
         uuid: uuid::Uuid::new_v4().to_string(),
-        material,
+        material: Arc::new(material),
         attributes,
         policy,
         password,
         create_time: shared.clock.now_unix(),
-        key_usage_count: 0,
+        key_usage_count: crate::model::UsageCount::default(),
         certificate_pem: None,
         address_format: None,
     }
@@ -161,10 +163,6 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     .await
     .map_err(|e| TsbError::new(701, format!("key generation failed: {e}")))??;
 
-    let mut st = ctx.part.state.lock().await;
-    if st.keys.contains_key(&label) {
-        return Err(TsbError::new(608, format!("key '{label}' already exists")));
-    }
     let mut rec = new_record(
         ctx.shared,
         label.clone(),
@@ -176,7 +174,13 @@ pub(crate) async fn create(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     );
     rec.address_format = req.address_format.filter(|v| !v.is_null());
     let body = descriptor(ctx.shared, &rec);
-    st.keys.insert(label.clone(), rec);
+
+    let mut st = ctx.part.state.lock().await;
+    // Re-checked: another request may have created the label during key generation.
+    if st.keys.contains_key(&label) {
+        return Err(TsbError::new(608, format!("key '{label}' already exists")));
+    }
+    st.keys.insert(label.clone(), Arc::new(rec));
     if let Err(e) = st
         .flush(
             &ctx.shared.persistence,
@@ -209,16 +213,19 @@ struct LabelPassword {
 pub(crate) async fn attributes(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let req: LabelPassword = parse_body(ctx.body)?;
     let label = required_str(req.label, "label")?;
-    let st = ctx.part.state.lock().await;
-    let key = get_key(&st, &label)?;
-    check_password(key, req.password.as_ref(), true)?;
-    Ok(JsonOut::ok(descriptor(ctx.shared, key)))
+    let key = {
+        let st = ctx.part.state.lock().await;
+        let key = snapshot(&st, &label)?;
+        check_password(&key, req.password.as_ref(), true)?;
+        key
+    };
+    // The descriptor is signed by the attestation key: done without the lock.
+    Ok(JsonOut::ok(descriptor(ctx.shared, &key)))
 }
 
 pub(crate) async fn attributes_deprecated(ctx: &Ctx<'_>, name: &str) -> Result<JsonOut, TsbError> {
-    let st = ctx.part.state.lock().await;
-    let key = get_key(&st, name)?;
-    Ok(JsonOut::ok(descriptor(ctx.shared, key)))
+    let key = snapshot(&*ctx.part.state.lock().await, name)?;
+    Ok(JsonOut::ok(descriptor(ctx.shared, &key)))
 }
 
 /// Removes a key, cancelling its open requests (tasks deleted).
@@ -231,7 +238,8 @@ pub(crate) fn remove_key(st: &mut PartitionState, name: &str) -> Result<Vec<Dirt
     }
     let mut dirty = vec![Dirty::Key(name.to_owned())];
     for r in st.requests.values_mut() {
-        if r.key_name == name && r.status.is_open() {
+        // A request already executing is linearised before the deletion and finishes.
+        if r.key_name == name && r.status.is_open() && !r.executing {
             r.status = RequestStatus::Cancelled;
             r.tasks.clear();
             r.params = Value::Null;
@@ -282,7 +290,7 @@ pub(crate) async fn change_password(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> 
         )
         .await
     {
-        if let Some(k) = st.keys.get_mut(&label) {
+        if let Ok(k) = get_key_mut(&mut st, &label) {
             k.password = old;
         }
         return Err(e);
@@ -346,16 +354,7 @@ pub(crate) async fn import_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
         certificate,
     })?;
     let password = hash_password(req.password.as_ref())?;
-    let mut st = ctx.part.state.lock().await;
-    if let Some(p) = &policy {
-        validate_policy(&st, p)?;
-    }
-    if let Some(existing) = st.keys.get(&label) {
-        // Re-importing a public key or certificate overwrites; a private key never does.
-        if !public_only || existing.material.has_private() || !existing.attributes.destroyable {
-            return Err(TsbError::new(608, format!("key '{label}' already exists")));
-        }
-    }
+    let policy_to_check = policy.clone();
     let mut rec = new_record(
         ctx.shared,
         label.clone(),
@@ -367,7 +366,17 @@ pub(crate) async fn import_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     );
     rec.certificate_pem = cert_pem;
     let body = descriptor(ctx.shared, &rec);
-    let previous = st.keys.insert(label.clone(), rec);
+    let mut st = ctx.part.state.lock().await;
+    if let Some(p) = &policy_to_check {
+        validate_policy(&st, p)?;
+    }
+    if let Some(existing) = st.keys.get(&label) {
+        // Re-importing a public key or certificate overwrites; a private key never does.
+        if !public_only || existing.material.has_private() || !existing.attributes.destroyable {
+            return Err(TsbError::new(608, format!("key '{label}' already exists")));
+        }
+    }
+    let previous = st.keys.insert(label.clone(), Arc::new(rec));
     if let Err(e) = st
         .flush(
             &ctx.shared.persistence,
@@ -388,18 +397,21 @@ pub(crate) async fn import_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
 pub(crate) async fn export_plain(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let req: LabelPassword = parse_body(ctx.body)?;
     let label = required_str(req.label, "label")?;
-    let st = ctx.part.state.lock().await;
-    let key = get_key(&st, &label)?;
-    check_password(key, req.password.as_ref(), true)?;
-    if key.policy.is_some() {
-        return Err(TsbError::forbidden_for_key("SKA keys cannot be exported"));
-    }
-    if !key.attributes.extractable {
-        return Err(TsbError::forbidden_for_key("key is not extractable"));
-    }
-    if key.attributes.sensitive {
-        return Err(TsbError::forbidden_for_key("key is sensitive"));
-    }
+    let key = {
+        let st = ctx.part.state.lock().await;
+        let key = snapshot(&st, &label)?;
+        check_password(&key, req.password.as_ref(), true)?;
+        if key.policy.is_some() {
+            return Err(TsbError::forbidden_for_key("SKA keys cannot be exported"));
+        }
+        if !key.attributes.extractable {
+            return Err(TsbError::forbidden_for_key("key is not extractable"));
+        }
+        if key.attributes.sensitive {
+            return Err(TsbError::forbidden_for_key("key is sensitive"));
+        }
+        key
+    };
     let ex = key.material.export_plain();
     Ok(JsonOut::ok(json!({
         "label": key.label,

@@ -8,6 +8,8 @@ pub(crate) mod keys;
 pub(crate) mod ops;
 pub(crate) mod workflow;
 
+use std::sync::Arc;
+
 use poem::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -194,16 +196,54 @@ pub(crate) fn validate_key_label(label: &str) -> Result<(), TsbError> {
 pub(crate) fn get_key<'a>(st: &'a PartitionState, name: &str) -> Result<&'a KeyRecord, TsbError> {
     st.keys
         .get(name)
+        .map(Arc::as_ref)
         .ok_or_else(|| TsbError::key_not_found(name))
 }
 
+/// A consistent snapshot of a key to work on after the partition lock is released.
+pub(crate) fn snapshot(st: &PartitionState, name: &str) -> Result<Arc<KeyRecord>, TsbError> {
+    st.keys
+        .get(name)
+        .cloned()
+        .ok_or_else(|| TsbError::key_not_found(name))
+}
+
+/// Mutable access; copies the record first when an operation still holds a snapshot of it.
 pub(crate) fn get_key_mut<'a>(
     st: &'a mut PartitionState,
     name: &str,
 ) -> Result<&'a mut KeyRecord, TsbError> {
     st.keys
         .get_mut(name)
+        .map(Arc::make_mut)
         .ok_or_else(|| TsbError::key_not_found(name))
+}
+
+/// The live record of `name` if it is still the key that `snapshot` was taken from (not deleted,
+/// nor deleted and re-created under the same label meanwhile).
+pub(crate) fn same_key_mut<'a>(
+    st: &'a mut PartitionState,
+    snapshot: &KeyRecord,
+) -> Option<&'a mut KeyRecord> {
+    st.keys
+        .get_mut(&snapshot.label)
+        .filter(|k| k.uuid == snapshot.uuid)
+        .map(Arc::make_mut)
+}
+
+/// Runs crypto that works on snapshots only: inline when it takes microseconds (`fast`), else on
+/// the blocking pool so that RSA/DSA/PQC work never stalls the async workers.
+pub(crate) async fn run_crypto<T: Send + 'static>(
+    fast: bool,
+    work: impl FnOnce() -> Result<T, TsbError> + Send + 'static,
+) -> Result<T, TsbError> {
+    if fast {
+        work()
+    } else {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| TsbError::new(701, format!("HSM operation aborted: {e}")))?
+    }
 }
 
 /// Password check (620). `required = false` lets public-key operations omit the password, but a
@@ -425,7 +465,7 @@ pub(crate) fn descriptor(shared: &Shared, key: &KeyRecord) -> Value {
             "algorithmOid": key.material.algorithm_oid(),
             "curveOid": key.material.curve_oid(),
             "keySize": key.material.key_size(),
-            "keyUsageCount": key.key_usage_count,
+            "keyUsageCount": key.key_usage_count.get(),
             "createTime": wire::iso8601(create_time),
             "attestTime": wire::iso8601(now),
             "publicKey": public_key,

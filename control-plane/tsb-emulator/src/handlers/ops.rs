@@ -1,6 +1,13 @@
 //! Key operations, synchronous and asynchronous: sign, decrypt, unwrap, block, unblock, modify,
 //! encrypt, verify, hmac, wrap, random. The same `execute` runs a synchronous call and an
 //! approved asynchronous request, so both paths enforce identical rules.
+//!
+//! Concurrency: checks run under the partition lock on the live state; the crypto then runs on
+//! `Arc` snapshots with the lock released ([`Job`]), and whatever it changes (a new key, a stored
+//! certificate) is applied under the lock again and persisted before the answer. Usage counts
+//! are atomic and need no lock.
+
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -8,11 +15,11 @@ use serde_json::{Value, json};
 use super::keys::{check_attribute_combination, hash_password, new_record, parse_policy};
 use super::{
     certs, check_password, descriptor, ensure_usable, get_key, get_key_mut, governing_rule,
-    require_no_approval, validate_key_label, validate_policy, workflow,
+    require_no_approval, run_crypto, snapshot, validate_key_label, validate_policy, workflow,
 };
 use crate::crypto::{KeySpec, SignatureType};
 use crate::error::TsbError;
-use crate::model::{AttributesIn, Dirty, KeyRecord, PartitionState, RequestKind};
+use crate::model::{AttributesIn, Dirty, KeyRecord, Partition, PartitionState, RequestKind};
 use crate::policy::{Action, Policy};
 use crate::server::{Ctx, Shared};
 use crate::wire::{
@@ -31,7 +38,7 @@ pub(crate) struct OpOut {
 }
 
 impl OpOut {
-    fn checked() -> Self {
+    pub(crate) fn checked() -> Self {
         Self {
             status: 200,
             body: Value::Null,
@@ -39,12 +46,77 @@ impl OpOut {
             dirty: Vec::new(),
         }
     }
-    fn ok(body: Value, result: String) -> Self {
+    pub(crate) fn ok(body: Value, result: String) -> Self {
         Self {
             status: 200,
             body,
             result,
             dirty: Vec::new(),
+        }
+    }
+}
+
+/// State changes of a computed operation, made under the partition lock.
+pub(crate) type Apply =
+    Box<dyn FnOnce(&Shared, &mut PartitionState) -> Result<OpOut, TsbError> + Send>;
+
+/// What the crypto of a [`Job`] produced.
+pub(crate) enum Computed {
+    /// Nothing left to change in the partition (usage counts are atomic).
+    Ready(OpOut),
+    /// Changes to make under the lock (a new key, a stored certificate).
+    Apply(Apply),
+}
+
+type Work = Box<dyn FnOnce() -> Result<Computed, TsbError> + Send>;
+
+/// The expensive part of an operation, taken out of the partition lock: it only sees snapshots
+/// (`Arc<KeyRecord>`) taken while the checks ran under the lock.
+pub(crate) struct Job {
+    fast: bool,
+    work: Work,
+}
+
+impl Job {
+    pub(crate) fn new(
+        fast: bool,
+        work: impl FnOnce() -> Result<Computed, TsbError> + Send + 'static,
+    ) -> Self {
+        Self {
+            fast,
+            work: Box::new(work),
+        }
+    }
+
+    /// Runs the crypto (inline when fast, else on the blocking pool); no lock is held.
+    pub(crate) async fn run(self) -> Result<Computed, TsbError> {
+        run_crypto(self.fast, self.work).await
+    }
+}
+
+/// What `execute` decided.
+pub(crate) enum Step {
+    /// Done under the lock: checks only (`dry`), or a cheap state change (block, unblock,
+    /// modify) that must stay atomic with its checks.
+    Done(OpOut),
+    /// Crypto to run outside the lock, then (maybe) changes to apply.
+    Compute(Job),
+}
+
+/// Runs a job without the lock and applies its changes (re-taking the lock briefly) durably.
+pub(crate) async fn run_job(
+    shared: &Shared,
+    part: &Partition,
+    job: Job,
+) -> Result<OpOut, TsbError> {
+    match job.run().await? {
+        Computed::Ready(out) => Ok(out),
+        Computed::Apply(apply) => {
+            let mut st = part.state.lock().await;
+            let out = apply(shared, &mut st)?;
+            st.flush(&shared.persistence, &part.name, &out.dirty)
+                .await?;
+            Ok(out)
         }
     }
 }
@@ -99,32 +171,28 @@ impl RequestKind {
     }
 }
 
-/// Runs (or, with `dry`, only checks) an operation against the partition state. Policy/approval
-/// checks are the caller's job.
+/// Checks an operation against the partition state (`dry`), or checks it and plans it: cheap
+/// state changes are made at once, crypto is returned as a [`Job`] working on snapshots.
+/// Policy/approval checks are the caller's job.
 pub(crate) fn execute(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     st: &mut PartitionState,
     kind: RequestKind,
     params: Value,
     dry: bool,
-) -> Result<OpOut, TsbError> {
+) -> Result<Step, TsbError> {
     match kind {
-        RequestKind::Sign => op_sign(st, &wire::from_value(params)?, dry),
-        RequestKind::Decrypt => op_decrypt(st, &wire::from_value(params)?, dry),
+        RequestKind::Sign => op_sign(st, wire::from_value(params)?, dry),
+        RequestKind::Decrypt => op_decrypt(st, wire::from_value(params)?, dry),
         RequestKind::Unwrap => op_unwrap(shared, st, wire::from_value(params)?, dry),
-        RequestKind::Block => op_block(st, &wire::from_value(params)?, true, dry),
-        RequestKind::Unblock => op_block(st, &wire::from_value(params)?, false, dry),
-        RequestKind::Modify => op_modify(st, &wire::from_value(params)?, dry),
-        RequestKind::Csr => certs::op_csr(st, &wire::from_value(params)?, dry),
-        RequestKind::SelfSign => certs::op_selfsign(st, &wire::from_value(params)?, dry),
-        RequestKind::SignCertificate => certs::op_sign_csr(st, &wire::from_value(params)?, dry),
-    }
-}
-
-fn bump_usage(st: &mut PartitionState, name: &str) {
-    // Usage counts are kept in memory and persisted with the key's next write.
-    if let Ok(k) = get_key_mut(st, name) {
-        k.key_usage_count += 1;
+        RequestKind::Block => op_block(st, &wire::from_value(params)?, true, dry).map(Step::Done),
+        RequestKind::Unblock => {
+            op_block(st, &wire::from_value(params)?, false, dry).map(Step::Done)
+        }
+        RequestKind::Modify => op_modify(st, &wire::from_value(params)?, dry).map(Step::Done),
+        RequestKind::Csr => certs::op_csr(st, wire::from_value(params)?, dry),
+        RequestKind::SelfSign => certs::op_selfsign(st, wire::from_value(params)?, dry),
+        RequestKind::SignCertificate => certs::op_sign_csr(st, wire::from_value(params)?, dry),
     }
 }
 
@@ -138,20 +206,22 @@ pub(crate) struct SignReq {
     signature_type: Option<String>,
 }
 
-fn op_sign(st: &mut PartitionState, p: &SignReq, dry: bool) -> Result<OpOut, TsbError> {
+fn op_sign(st: &mut PartitionState, p: SignReq, dry: bool) -> Result<Step, TsbError> {
     let name = required_str(p.sign_key_name.clone(), "signKeyName")?;
     let payload = b64_decode(&required_str(p.payload.clone(), "payload")?, "payload")?;
     let alg = required_str(p.signature_algorithm.clone(), "signatureAlgorithm")?;
     let sig_type = SignatureType::parse(p.signature_type.as_deref())?;
-    let key = get_key(st, &name)?;
-    check_password(key, p.key_password.as_ref(), true)?;
-    ensure_usable(key, Some(("sign", key.attributes.sign)))?;
+    let key = snapshot(st, &name)?;
+    check_password(&key, p.key_password.as_ref(), true)?;
+    ensure_usable(&key, Some(("sign", key.attributes.sign)))?;
     if dry {
-        return Ok(OpOut::checked());
+        return Ok(Step::Done(OpOut::checked()));
     }
-    let sig = b64_encode(&key.material.sign(&alg, &payload, sig_type)?);
-    bump_usage(st, &name);
-    Ok(OpOut::ok(json!({ "signature": sig }), sig))
+    Ok(Step::Compute(Job::new(key.material.is_fast(), move || {
+        let sig = b64_encode(&key.material.sign(&alg, &payload, sig_type)?);
+        key.key_usage_count.bump();
+        Ok(Computed::Ready(OpOut::ok(json!({ "signature": sig }), sig)))
+    })))
 }
 
 #[derive(Deserialize)]
@@ -173,7 +243,7 @@ fn opt_b64(v: &Option<String>, field: &str) -> Result<Option<Vec<u8>>, TsbError>
         .transpose()
 }
 
-fn op_decrypt(st: &mut PartitionState, p: &DecryptReq, dry: bool) -> Result<OpOut, TsbError> {
+fn op_decrypt(st: &mut PartitionState, p: DecryptReq, dry: bool) -> Result<Step, TsbError> {
     let name = required_str(p.decrypt_key_name.clone(), "decryptKeyName")?;
     let ct = b64_decode(
         &required_str(p.encrypted_payload.clone(), "encryptedPayload")?,
@@ -185,19 +255,21 @@ fn op_decrypt(st: &mut PartitionState, p: &DecryptReq, dry: bool) -> Result<OpOu
         &p.additional_authentication_data,
         "additionalAuthenticationData",
     )?;
-    let key = get_key(st, &name)?;
-    check_password(key, p.key_password.as_ref(), true)?;
-    ensure_usable(key, Some(("decrypt", key.attributes.decrypt)))?;
+    let key = snapshot(st, &name)?;
+    check_password(&key, p.key_password.as_ref(), true)?;
+    ensure_usable(&key, Some(("decrypt", key.attributes.decrypt)))?;
     if dry {
-        return Ok(OpOut::checked());
+        return Ok(Step::Done(OpOut::checked()));
     }
     let tag_len = p.tag_length.filter(|t| *t != 0);
-    let plain = key
-        .material
-        .decrypt(&alg, &ct, iv.as_deref(), tag_len, aad.as_deref())?;
-    let out = b64_encode(&plain);
-    bump_usage(st, &name);
-    Ok(OpOut::ok(json!({ "payload": out }), out))
+    Ok(Step::Compute(Job::new(key.material.is_fast(), move || {
+        let plain = key
+            .material
+            .decrypt(&alg, &ct, iv.as_deref(), tag_len, aad.as_deref())?;
+        let out = b64_encode(&plain);
+        key.key_usage_count.bump();
+        Ok(Computed::Ready(OpOut::ok(json!({ "payload": out }), out)))
+    })))
 }
 
 #[derive(Deserialize)]
@@ -236,11 +308,11 @@ fn algorithm_for_wrap_method(method: &str) -> &'static str {
 }
 
 fn op_unwrap(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     st: &mut PartitionState,
     p: UnwrapReq,
     dry: bool,
-) -> Result<OpOut, TsbError> {
+) -> Result<Step, TsbError> {
     let name = required_str(p.unwrap_key_name.clone(), "unwrapKeyName")?;
     let wrapped = b64_decode(
         &required_str(p.wrapped_key.clone(), "wrappedKey")?,
@@ -259,44 +331,53 @@ fn op_unwrap(
     if let Some(pol) = &policy {
         validate_policy(st, pol)?;
     }
-    let key = get_key(st, &name)?;
-    check_password(key, p.unwrap_key_password.as_ref(), true)?;
-    ensure_usable(key, Some(("unwrap", key.attributes.unwrap)))?;
+    let key = snapshot(st, &name)?;
+    check_password(&key, p.unwrap_key_password.as_ref(), true)?;
+    ensure_usable(&key, Some(("unwrap", key.attributes.unwrap)))?;
     if st.keys.contains_key(&label) {
         return Err(TsbError::new(608, format!("key '{label}' already exists")));
     }
     if dry {
-        return Ok(OpOut::checked());
+        return Ok(Step::Done(OpOut::checked()));
     }
-    let material = key.material.unwrap(
-        &method,
-        &wrapped,
-        &KeySpec {
-            algorithm: &algorithm,
-            key_size: p.key_size,
-            curve_oid: p.curve_oid.as_deref(),
-            algorithm_oid: None,
-        },
-    )?;
-    let password = hash_password(p.password.as_ref())?;
-    let rec = new_record(
-        shared,
-        label.clone(),
-        p.id.clone(),
-        material,
-        attrs,
-        policy,
-        password,
-    );
-    let body = descriptor(shared, &rec);
-    bump_usage(st, &name);
-    st.keys.insert(label.clone(), rec);
-    Ok(OpOut {
-        status: 201,
-        body,
-        result: "true".into(),
-        dirty: vec![Dirty::Key(label)],
-    })
+    let shared = shared.clone();
+    Ok(Step::Compute(Job::new(key.material.is_fast(), move || {
+        let material = key.material.unwrap(
+            &method,
+            &wrapped,
+            &KeySpec {
+                algorithm: &algorithm,
+                key_size: p.key_size,
+                curve_oid: p.curve_oid.as_deref(),
+                algorithm_oid: None,
+            },
+        )?;
+        let password = hash_password(p.password.as_ref())?;
+        let rec = new_record(
+            &shared,
+            label.clone(),
+            p.id.clone(),
+            material,
+            attrs,
+            policy,
+            password,
+        );
+        let body = descriptor(&shared, &rec);
+        Ok(Computed::Apply(Box::new(move |_shared, st| {
+            // A racer may have taken the label while the key was being unwrapped.
+            if st.keys.contains_key(&label) {
+                return Err(TsbError::new(608, format!("key '{label}' already exists")));
+            }
+            key.key_usage_count.bump();
+            st.keys.insert(label.clone(), Arc::new(rec));
+            Ok(OpOut {
+                status: 201,
+                body,
+                result: "true".into(),
+                dirty: vec![Dirty::Key(label)],
+            })
+        })))
+    })))
 }
 
 #[derive(Deserialize)]
@@ -393,20 +474,41 @@ fn op_modify(st: &mut PartitionState, p: &ModifyReq, dry: bool) -> Result<OpOut,
 
 async fn run_sync(ctx: &Ctx<'_>, kind: RequestKind) -> Result<JsonOut, TsbError> {
     let inner = unwrap_wrapper(parse_json(ctx.body)?, kind.wrapper())?;
+    run_sync_inner(ctx, kind, inner).await
+}
+
+/// A synchronous operation: checks and approvals under the lock, crypto outside it, effects
+/// under the lock again, persisted before the answer.
+async fn run_sync_inner(
+    ctx: &Ctx<'_>,
+    kind: RequestKind,
+    inner: Value,
+) -> Result<JsonOut, TsbError> {
     let key_name = inner
         .get(kind.key_field())
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| TsbError::missing(kind.key_field()))?
         .to_owned();
-    let mut st = ctx.part.state.lock().await;
-    // Input validation and key checks first, approvals second.
-    execute(ctx.shared, &mut st, kind, inner.clone(), true)?;
-    let key = get_key(&st, &key_name)?;
-    require_no_approval(&st, key, kind.action())?;
-    let out = execute(ctx.shared, &mut st, kind, inner, false)?;
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &out.dirty)
-        .await?;
+    let job = {
+        let mut st = ctx.part.state.lock().await;
+        // Input validation and key checks first, approvals second.
+        execute(ctx.shared, &mut st, kind, inner.clone(), true)?;
+        let key = get_key(&st, &key_name)?;
+        require_no_approval(&st, key, kind.action())?;
+        match execute(ctx.shared, &mut st, kind, inner, false)? {
+            Step::Done(out) => {
+                st.flush(&ctx.shared.persistence, &ctx.part.name, &out.dirty)
+                    .await?;
+                return Ok(JsonOut {
+                    status: out.status,
+                    body: out.body,
+                });
+            }
+            Step::Compute(job) => job,
+        }
+    };
+    let out = run_job(ctx.shared, ctx.part, job).await?;
     Ok(JsonOut {
         status: out.status,
         body: out.body,
@@ -441,23 +543,7 @@ pub(crate) async fn sync_cert(
     kind: RequestKind,
     inner: Value,
 ) -> Result<JsonOut, TsbError> {
-    let key_name = inner
-        .get(kind.key_field())
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| TsbError::missing(kind.key_field()))?
-        .to_owned();
-    let mut st = ctx.part.state.lock().await;
-    execute(ctx.shared, &mut st, kind, inner.clone(), true)?;
-    let key = get_key(&st, &key_name)?;
-    require_no_approval(&st, key, kind.action())?;
-    let out = execute(ctx.shared, &mut st, kind, inner, false)?;
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &out.dirty)
-        .await?;
-    Ok(JsonOut {
-        status: out.status,
-        body: out.body,
-    })
+    run_sync_inner(ctx, kind, inner).await
 }
 
 /// Asynchronous submission: creates a request (201 + `{"<x>RequestId": uuid}`) with one approval
@@ -481,20 +567,25 @@ pub(crate) async fn async_op(ctx: &Ctx<'_>, kind: RequestKind) -> Result<JsonOut
     if let Some(m) = &meta {
         b64_decode(m, "metaData")?;
     }
-    let mut st = ctx.part.state.lock().await;
-    execute(ctx.shared, &mut st, kind, inner.clone(), true)?;
-    let key = get_key(&st, &key_name)?;
-    let rule = governing_rule(&st, key, kind.action())?;
-    if rule.tokens.as_ref().is_some_and(Vec::is_empty) {
-        return Err(TsbError::forbidden_for_key(format!(
-            "the policy rule of key '{key_name}' for this action can never be fulfilled"
-        )));
-    }
-    let (id, dirty) = workflow::create_request(
-        ctx.shared, &mut st, kind, key_name, inner, rule, meta, meta_sig,
-    );
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
-        .await?;
+    let (id, executions) = {
+        let mut st = ctx.part.state.lock().await;
+        execute(ctx.shared, &mut st, kind, inner.clone(), true)?;
+        let key = get_key(&st, &key_name)?;
+        let rule = governing_rule(&st, key, kind.action())?;
+        if rule.never_fulfillable() {
+            return Err(TsbError::forbidden_for_key(format!(
+                "the policy rule of key '{key_name}' for this action can never be fulfilled"
+            )));
+        }
+        let (id, changes) = workflow::create_request(
+            ctx.shared, &mut st, kind, key_name, inner, rule, meta, meta_sig,
+        );
+        st.flush(&ctx.shared.persistence, &ctx.part.name, &changes.dirty)
+            .await?;
+        (id, changes.executions)
+    };
+    // A rule that needs no approval executes at once (before the answer, as before).
+    workflow::drive(ctx.shared, ctx.part, executions).await?;
     tracing::info!(partition = %ctx.part.name, request = %id, kind = ?kind, "request created");
     Ok(JsonOut::created(json!({ kind.id_field(): id })))
 }
@@ -533,13 +624,19 @@ pub(crate) async fn encrypt(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
         &p.additional_authentication_data,
         "additionalAuthenticationData",
     )?;
-    let st = ctx.part.state.lock().await;
-    let key = get_key(&st, &name)?;
-    check_public_or_secret(key, p.key_password.as_ref(), None)?;
+    let key = {
+        let st = ctx.part.state.lock().await;
+        let key = snapshot(&st, &name)?;
+        check_public_or_secret(&key, p.key_password.as_ref(), None)?;
+        key
+    };
     let tag_len = p.tag_length.filter(|t| *t != 0);
-    let e = key
-        .material
-        .encrypt(&alg, &payload, tag_len, aad.as_deref())?;
+    let e = run_crypto(key.material.is_fast(), move || {
+        Ok(key
+            .material
+            .encrypt(&alg, &payload, tag_len, aad.as_deref())?)
+    })
+    .await?;
     Ok(JsonOut::ok(json!({
         "encryptedPayload": b64_encode(&e.encrypted_payload),
         "encryptedPayloadWithoutMessageAuthenticationCode": b64_encode(&e.without_mac),
@@ -571,19 +668,32 @@ pub(crate) async fn verify(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let payload = b64_decode(&required_str(p.payload, "payload")?, "payload")?;
     let signature = b64_decode(&required_str(p.signature, "signature")?, "signature")?;
     let pw = p.master_key_password.or(p.key_password);
-    let st = ctx.part.state.lock().await;
     let valid = if is_hmac {
-        let name = required_str(p.key_name.or(p.sign_key_name), "keyName")?;
-        let key = get_key(&st, &name)?;
-        check_password(key, pw.as_ref(), false)?;
-        ensure_usable(key, None)?;
-        key.material.verify_hmac(&payload, &signature)?
+        let key = {
+            let st = ctx.part.state.lock().await;
+            let name = required_str(p.key_name.or(p.sign_key_name), "keyName")?;
+            let key = snapshot(&st, &name)?;
+            check_password(&key, pw.as_ref(), false)?;
+            ensure_usable(&key, None)?;
+            key
+        };
+        run_crypto(key.material.is_fast(), move || {
+            Ok(key.material.verify_hmac(&payload, &signature)?)
+        })
+        .await?
     } else {
-        let name = required_str(p.sign_key_name.or(p.key_name), "signKeyName")?;
-        let alg = required_str(p.signature_algorithm, "signatureAlgorithm")?;
-        let key = get_key(&st, &name)?;
-        check_public_or_secret(key, pw.as_ref(), None)?;
-        key.material.verify(&alg, &payload, &signature)?
+        let (key, alg) = {
+            let st = ctx.part.state.lock().await;
+            let name = required_str(p.sign_key_name.or(p.key_name), "signKeyName")?;
+            let alg = required_str(p.signature_algorithm, "signatureAlgorithm")?;
+            let key = snapshot(&st, &name)?;
+            check_public_or_secret(&key, pw.as_ref(), None)?;
+            (key, alg)
+        };
+        run_crypto(key.material.is_fast(), move || {
+            Ok(key.material.verify(&alg, &payload, &signature)?)
+        })
+        .await?
     };
     Ok(JsonOut::ok(json!({ "signatureValid": valid })))
 }
@@ -600,14 +710,21 @@ pub(crate) async fn hmac(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let p: HmacReq = parse_wrapped(ctx.body, "hmacRequest")?;
     let name = required_str(p.key_name, "keyName")?;
     let payload = b64_decode(&required_str(p.payload, "payload")?, "payload")?;
-    let mut st = ctx.part.state.lock().await;
-    let key = get_key(&st, &name)?;
-    check_password(key, p.key_password.as_ref(), true)?;
-    ensure_usable(key, Some(("sign", key.attributes.sign)))?;
-    require_no_approval(&st, key, Action::Use)?;
-    let mac = b64_encode(&key.material.hmac(&payload)?);
-    bump_usage(&mut st, &name);
-    Ok(JsonOut::ok(json!({ "keyedHash": mac })))
+    let key = {
+        let st = ctx.part.state.lock().await;
+        let key = snapshot(&st, &name)?;
+        check_password(&key, p.key_password.as_ref(), true)?;
+        ensure_usable(&key, Some(("sign", key.attributes.sign)))?;
+        require_no_approval(&st, &key, Action::Use)?;
+        key
+    };
+    let mac = run_crypto(key.material.is_fast(), move || {
+        let mac = key.material.hmac(&payload)?;
+        key.key_usage_count.bump();
+        Ok(mac)
+    })
+    .await?;
+    Ok(JsonOut::ok(json!({ "keyedHash": b64_encode(&mac) })))
 }
 
 #[derive(Deserialize)]
@@ -625,13 +742,17 @@ pub(crate) async fn wrap(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let target = required_str(p.key_to_be_wrapped, "keyToBeWrapped")?;
     let wrapper = required_str(p.wrap_key_name, "wrapKeyName")?;
     let method = required_str(p.wrap_method, "wrapMethod")?;
-    let st = ctx.part.state.lock().await;
-    let wk = get_key(&st, &wrapper)?;
-    check_public_or_secret(wk, p.wrap_key_password.as_ref(), None)?;
-    let tk = get_key(&st, &target)?;
-    check_password(tk, p.key_to_be_wrapped_password.as_ref(), true)?;
-    ensure_usable(tk, Some(("extractable", tk.attributes.extractable)))?;
-    let wrapped = wk.material.wrap(&method, &tk.material)?;
+    let (wk, tk) = {
+        let st = ctx.part.state.lock().await;
+        let wk = snapshot(&st, &wrapper)?;
+        check_public_or_secret(&wk, p.wrap_key_password.as_ref(), None)?;
+        let tk = snapshot(&st, &target)?;
+        check_password(&tk, p.key_to_be_wrapped_password.as_ref(), true)?;
+        ensure_usable(&tk, Some(("extractable", tk.attributes.extractable)))?;
+        (wk, tk)
+    };
+    let fast = wk.material.is_fast() && tk.material.is_fast();
+    let wrapped = run_crypto(fast, move || Ok(wk.material.wrap(&method, &tk.material)?)).await?;
     Ok(JsonOut::ok(json!({ "wrappedKey": b64_encode(&wrapped) })))
 }
 

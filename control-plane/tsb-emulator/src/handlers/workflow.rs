@@ -1,14 +1,19 @@
 //! The SKA workflow: requests, approval tasks, approvals, rejections, timelock/timeout handling
 //! and execution of fulfilled requests.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::MutexGuard;
 
 use super::canonical_spki;
-use super::ops::execute;
+use super::ops::{Computed, Job, OpOut, Step, execute};
 use crate::crypto;
 use crate::error::TsbError;
-use crate::model::{Dirty, PartitionState, RequestKind, RequestRecord, RequestStatus, TaskRecord};
+use crate::model::{
+    Dirty, Partition, PartitionState, RequestKind, RequestRecord, RequestStatus, TaskRecord,
+};
 use crate::policy::{Evaluation, ResolvedRule};
 use crate::server::{Ctx, Shared};
 use crate::storage::aead;
@@ -17,11 +22,27 @@ use crate::wire::{self, JsonOut, b64_decode, b64_encode, parse_body, required_st
 /// Maximum age of an approver timestamp (`general.maxTimestampDiffApprovalClient`).
 const MAX_TIMESTAMP_AGE_SECS: i64 = 600;
 
+/// A fulfilled request whose operation (crypto) runs outside the partition lock; see [`drive`].
+pub(crate) struct Execution {
+    id: String,
+    job: Job,
+    /// Emulator time at which the request was found fulfilled (its `executionTime`).
+    now: i64,
+}
+
+/// What a re-evaluation changed: records to persist, and executions to drive once the lock is
+/// released.
+#[derive(Default)]
+pub(crate) struct Changes {
+    pub dirty: Vec<Dirty>,
+    pub executions: Vec<Execution>,
+}
+
 /// Creates a request with one task per approver and evaluates it at once (a rule that needs no
 /// approval executes immediately).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn create_request(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     st: &mut PartitionState,
     kind: RequestKind,
     key_name: String,
@@ -29,7 +50,7 @@ pub(crate) fn create_request(
     rule: ResolvedRule,
     meta_data: Option<String>,
     meta_data_signature: Option<String>,
-) -> (String, Vec<Dirty>) {
+) -> (String, Changes) {
     let id = uuid::Uuid::new_v4().to_string();
     let now = shared.clock.now_unix();
     let payload_hash = {
@@ -79,98 +100,192 @@ pub(crate) fn create_request(
             result: None,
             meta_data,
             meta_data_signature,
+            executing: false,
         },
     );
-    let mut dirty = vec![Dirty::Request(id.clone())];
-    dirty.extend(refresh_request(shared, st, &id, now));
-    (id, dirty)
+    let mut changes = Changes {
+        dirty: vec![Dirty::Request(id.clone())],
+        executions: Vec::new(),
+    };
+    refresh_request(shared, st, &id, now, &mut changes);
+    (id, changes)
 }
 
 fn close(r: &mut RequestRecord, status: RequestStatus) {
     r.status = status;
     r.tasks.clear();
     r.params = Value::Null;
+    r.executing = false;
 }
 
-/// Re-evaluates one open request; executes it when fulfilled. Returns what changed.
+/// Records the outcome of an executed request (EXECUTED with its result, or FAILED).
+fn conclude(
+    st: &mut PartitionState,
+    id: &str,
+    outcome: Result<OpOut, TsbError>,
+    now: i64,
+    dirty: &mut Vec<Dirty>,
+) {
+    let Some(r) = st.requests.get_mut(id) else {
+        return;
+    };
+    match outcome {
+        Ok(out) => {
+            r.result = Some(out.result);
+            close(r, RequestStatus::Executed);
+            dirty.extend(out.dirty);
+        }
+        Err(e) => {
+            r.result = Some(format!(
+                "errorCode {} ({}): {}",
+                e.code,
+                crate::error::reason_suffix(e.code),
+                e.message
+            ));
+            close(r, RequestStatus::Failed);
+        }
+    }
+    r.execution_time = Some(now);
+    tracing::info!(request = %id, status = r.status.as_str(), "request closed");
+    dirty.push(Dirty::Request(id.to_owned()));
+}
+
+/// Re-evaluates one open request; executes it when fulfilled (cheap operations at once, crypto
+/// as an [`Execution`] for [`drive`]). Records what changed in `changes`.
 pub(crate) fn refresh_request(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     st: &mut PartitionState,
     id: &str,
     now: i64,
-) -> Vec<Dirty> {
+    changes: &mut Changes,
+) {
     let Some(r) = st.requests.get_mut(id) else {
-        return Vec::new();
+        return;
     };
-    if !r.status.is_open() {
-        return Vec::new();
+    if !r.status.is_open() || r.executing {
+        return;
     }
     let eval = r.rule.evaluate(&r.approved, &r.rejected, now - r.created);
-    let mut dirty = Vec::new();
     match eval {
         Evaluation::Pending => {}
         Evaluation::WaitTimelock => {
             if r.status != RequestStatus::Approved {
                 r.status = RequestStatus::Approved;
                 r.tasks.clear();
-                dirty.push(Dirty::Request(id.to_owned()));
+                changes.dirty.push(Dirty::Request(id.to_owned()));
             }
         }
         Evaluation::Expired => {
             close(r, RequestStatus::Expired);
-            dirty.push(Dirty::Request(id.to_owned()));
+            changes.dirty.push(Dirty::Request(id.to_owned()));
         }
         Evaluation::Rejected => {
             close(r, RequestStatus::Rejected);
-            dirty.push(Dirty::Request(id.to_owned()));
+            changes.dirty.push(Dirty::Request(id.to_owned()));
         }
         Evaluation::Execute => {
             let kind = r.kind;
-            let params = std::mem::take(&mut r.params);
-            let outcome = execute(shared, st, kind, params, false);
-            let Some(r) = st.requests.get_mut(id) else {
-                return dirty;
-            };
-            match outcome {
-                Ok(out) => {
-                    r.result = Some(out.result);
-                    close(r, RequestStatus::Executed);
-                    dirty.extend(out.dirty);
+            // Cloned, not taken: until the outcome is recorded, the persisted request keeps
+            // its parameters, so a crash meanwhile re-executes it after the restart.
+            let params = r.params.clone();
+            match execute(shared, st, kind, params, false) {
+                Ok(Step::Compute(job)) => {
+                    if let Some(r) = st.requests.get_mut(id) {
+                        r.executing = true;
+                        r.tasks.clear();
+                    }
+                    changes.executions.push(Execution {
+                        id: id.to_owned(),
+                        job,
+                        now,
+                    });
                 }
-                Err(e) => {
-                    r.result = Some(format!(
-                        "errorCode {} ({}): {}",
-                        e.code,
-                        crate::error::reason_suffix(e.code),
-                        e.message
-                    ));
-                    close(r, RequestStatus::Failed);
-                }
+                Ok(Step::Done(out)) => conclude(st, id, Ok(out), now, &mut changes.dirty),
+                Err(e) => conclude(st, id, Err(e), now, &mut changes.dirty),
             }
-            r.execution_time = Some(now);
-            tracing::info!(request = %id, status = r.status.as_str(), "request closed");
-            dirty.push(Dirty::Request(id.to_owned()));
         }
     }
-    dirty
 }
 
 /// Time-driven refresh of every open request (ticker, clock advance, reads).
-pub(crate) fn refresh_all(shared: &Shared, st: &mut PartitionState, now: i64) -> Vec<Dirty> {
+pub(crate) fn refresh_all(shared: &Arc<Shared>, st: &mut PartitionState, now: i64) -> Changes {
     let ids: Vec<String> = st
         .requests
         .values()
         .filter(|r| {
             r.status.is_open()
+                && !r.executing
                 && (r.status == RequestStatus::Approved || r.rule.has_time_component())
         })
         .map(|r| r.id.clone())
         .collect();
-    let mut dirty = Vec::new();
+    let mut changes = Changes::default();
     for id in ids {
-        dirty.extend(refresh_request(shared, st, &id, now));
+        refresh_request(shared, st, &id, now, &mut changes);
     }
-    dirty
+    changes
+}
+
+/// Runs the operations of fulfilled requests without the partition lock, then records their
+/// outcomes durably. Runs in its own task so that a client hanging up cannot leave a request
+/// marked as executing; returns once every outcome is persisted (or the first storage error).
+pub(crate) async fn drive(
+    shared: &Arc<Shared>,
+    part: &Arc<Partition>,
+    executions: Vec<Execution>,
+) -> Result<(), TsbError> {
+    if executions.is_empty() {
+        return Ok(());
+    }
+    let shared = shared.clone();
+    let part = part.clone();
+    tokio::spawn(async move { drive_here(&shared, &part, executions).await })
+        .await
+        .map_err(|e| TsbError::new(701, format!("request execution aborted: {e}")))?
+}
+
+/// [`drive`] in the calling task (the ticker: aborting it at shutdown must not leave a task
+/// holding the state behind).
+pub(crate) async fn drive_here(
+    shared: &Arc<Shared>,
+    part: &Partition,
+    executions: Vec<Execution>,
+) -> Result<(), TsbError> {
+    let mut first_error = None;
+    for ex in executions {
+        let computed = ex.job.run().await;
+        let mut st = part.state.lock().await;
+        let outcome = match computed {
+            Ok(Computed::Ready(out)) => Ok(out),
+            Ok(Computed::Apply(apply)) => apply(shared, &mut st),
+            Err(e) => Err(e),
+        };
+        let mut dirty = Vec::new();
+        conclude(&mut st, &ex.id, outcome, ex.now, &mut dirty);
+        if let Err(e) = st.flush(&shared.persistence, &part.name, &dirty).await {
+            tracing::error!(partition = %part.name, request = %ex.id, error = %e.message, "persisting a request outcome failed");
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Locks the partition after bringing time-dependent requests up to date (executing what became
+/// due, without holding the lock during the crypto).
+async fn lock_refreshed<'a>(ctx: &'a Ctx<'_>) -> Result<MutexGuard<'a, PartitionState>, TsbError> {
+    let executions = {
+        let mut st = ctx.part.state.lock().await;
+        let now = ctx.shared.clock.now_unix();
+        let changes = refresh_all(ctx.shared, &mut st, now);
+        st.flush(&ctx.shared.persistence, &ctx.part.name, &changes.dirty)
+            .await?;
+        if changes.executions.is_empty() {
+            return Ok(st);
+        }
+        changes.executions
+    };
+    drive(ctx.shared, ctx.part, executions).await?;
+    Ok(ctx.part.state.lock().await)
 }
 
 fn request_json(r: &RequestRecord) -> Value {
@@ -201,14 +316,20 @@ fn check_uuid(id: &str) -> Result<(), TsbError> {
 
 pub(crate) async fn get_request(ctx: &Ctx<'_>, id: &str) -> Result<JsonOut, TsbError> {
     check_uuid(id)?;
-    let mut st = ctx.part.state.lock().await;
-    if !st.requests.contains_key(id) {
-        return Err(TsbError::new(651, format!("request '{id}' does not exist")));
-    }
-    let now = ctx.shared.clock.now_unix();
-    let dirty = refresh_request(ctx.shared, &mut st, id, now);
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
-        .await?;
+    let executions = {
+        let mut st = ctx.part.state.lock().await;
+        if !st.requests.contains_key(id) {
+            return Err(TsbError::new(651, format!("request '{id}' does not exist")));
+        }
+        let now = ctx.shared.clock.now_unix();
+        let mut changes = Changes::default();
+        refresh_request(ctx.shared, &mut st, id, now, &mut changes);
+        st.flush(&ctx.shared.persistence, &ctx.part.name, &changes.dirty)
+            .await?;
+        changes.executions
+    };
+    drive(ctx.shared, ctx.part, executions).await?;
+    let st = ctx.part.state.lock().await;
     let r = st
         .requests
         .get(id)
@@ -223,7 +344,8 @@ pub(crate) async fn cancel_request(ctx: &Ctx<'_>, id: &str) -> Result<JsonOut, T
         .requests
         .get_mut(id)
         .ok_or_else(|| TsbError::new(651, format!("request '{id}' does not exist")))?;
-    if r.status.is_open() {
+    // A request already executing is past the point of cancellation (like a closed one).
+    if r.status.is_open() && !r.executing {
         close(r, RequestStatus::Cancelled);
         st.flush(
             &ctx.shared.persistence,
@@ -264,11 +386,7 @@ pub(crate) async fn filtered_requests(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError
             return Err(TsbError::new(501, format!("unknown request status '{s}'")));
         }
     }
-    let mut st = ctx.part.state.lock().await;
-    let now = ctx.shared.clock.now_unix();
-    let dirty = refresh_all(ctx.shared, &mut st, now);
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
-        .await?;
+    let st = lock_refreshed(ctx).await?;
     let mut list: Vec<&RequestRecord> = st
         .requests
         .values()
@@ -398,11 +516,8 @@ pub(crate) async fn fetch_tasks(ctx: &Ctx<'_>, endpoint: &str) -> Result<JsonOut
         .filter(|n| (1..=5).contains(n))
         .ok_or_else(|| TsbError::new(501, format!("unknown detailLevel '{level}'")))?;
     let paging = req.paging.unwrap_or_default();
-    let mut st = ctx.part.state.lock().await;
+    let mut st = lock_refreshed(ctx).await?;
     let now = ctx.shared.clock.now_unix();
-    let dirty = refresh_all(ctx.shared, &mut st, now);
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
-        .await?;
     let mut found: Vec<(i64, Option<i64>, Value, String, String)> = Vec::new();
     for r in st.requests.values_mut() {
         if r.status != RequestStatus::Pending || !types.contains(&r.kind.task_type()) {
@@ -475,15 +590,17 @@ struct ApprovalReq {
 }
 
 /// Records one approver's decision on a task (after the caller verified the approver).
+#[allow(clippy::too_many_arguments)]
 fn decide(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     st: &mut PartitionState,
     task_id: &str,
     spki: &str,
     check: impl FnOnce(&TaskRecord) -> Result<(), TsbError>,
     approve: bool,
     now: i64,
-) -> Result<(String, Vec<Dirty>), TsbError> {
+    changes: &mut Changes,
+) -> Result<String, TsbError> {
     let (request_id, task) = find_task(st, task_id)?;
     if task.approver != spki {
         return Err(TsbError::new(
@@ -503,9 +620,9 @@ fn decide(
             list.push(spki.to_owned());
         }
     }
-    let mut dirty = vec![Dirty::Request(request_id.clone())];
-    dirty.extend(refresh_request(shared, st, &request_id, now));
-    Ok((request_id, dirty))
+    changes.dirty.push(Dirty::Request(request_id.clone()));
+    refresh_request(shared, st, &request_id, now, changes);
+    Ok(request_id)
 }
 
 pub(crate) async fn approve(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
@@ -524,29 +641,54 @@ pub(crate) async fn approve(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let digest = req
         .approval_digest_algorithm
         .unwrap_or_else(|| "SHA-256".into());
-    let mut st = ctx.part.state.lock().await;
-    let now = ctx.shared.clock.now_unix();
-    // Expire first: an approval after the timeout is not accepted.
-    let mut dirty = refresh_all(ctx.shared, &mut st, now);
-    let check = |task: &TaskRecord| -> Result<(), TsbError> {
-        if b64_decode(&task.approval_to_be_signed, "approvalToBeSigned")? != to_be_signed {
-            return Err(TsbError::new(
-                612,
-                "approvalToBeSigned does not match the task",
-            ));
-        }
-        if !crypto::verify_approver_signature(&spki_der, &digest, &to_be_signed, &signature)? {
-            return Err(TsbError::new(403, "invalid approval signature"));
-        }
-        Ok(())
+    // The approver's signature over what it sent is checked before taking the lock; the
+    // outcome is reported where the check always was (after the task lookup and the check that
+    // the task's challenge is what was signed).
+    let signature_ok = {
+        let to_be_signed = to_be_signed.clone();
+        super::run_crypto(false, move || {
+            Ok(crypto::verify_approver_signature(
+                &spki_der,
+                &digest,
+                &to_be_signed,
+                &signature,
+            ))
+        })
+        .await?
     };
-    let res = decide(ctx.shared, &mut st, &task_id, &spki, check, true, now);
-    if let Ok((_, d)) = &res {
-        dirty.extend(d.iter().cloned());
-    }
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
-        .await?;
-    let (request_id, _) = res?;
+    let (res, executions) = {
+        let mut st = ctx.part.state.lock().await;
+        let now = ctx.shared.clock.now_unix();
+        // Expire first: an approval after the timeout is not accepted.
+        let mut changes = refresh_all(ctx.shared, &mut st, now);
+        let check = |task: &TaskRecord| -> Result<(), TsbError> {
+            if b64_decode(&task.approval_to_be_signed, "approvalToBeSigned")? != to_be_signed {
+                return Err(TsbError::new(
+                    612,
+                    "approvalToBeSigned does not match the task",
+                ));
+            }
+            if !signature_ok.map_err(TsbError::from)? {
+                return Err(TsbError::new(403, "invalid approval signature"));
+            }
+            Ok(())
+        };
+        let res = decide(
+            ctx.shared,
+            &mut st,
+            &task_id,
+            &spki,
+            check,
+            true,
+            now,
+            &mut changes,
+        );
+        st.flush(&ctx.shared.persistence, &ctx.part.name, &changes.dirty)
+            .await?;
+        (res, changes.executions)
+    };
+    drive(ctx.shared, ctx.part, executions).await?;
+    let request_id = res?;
     tracing::info!(partition = %ctx.part.name, request = %request_id, "approval accepted");
     Ok(JsonOut::ok(json!({})))
 }
@@ -563,16 +705,26 @@ pub(crate) async fn reject(ctx: &Ctx<'_>) -> Result<JsonOut, TsbError> {
     let req: RejectReq = parse_body(ctx.body)?;
     let task_id = required_str(req.id, "id")?;
     let spki = authenticate(&req.auth)?;
-    let mut st = ctx.part.state.lock().await;
-    let now = ctx.shared.clock.now_unix();
-    let mut dirty = refresh_all(ctx.shared, &mut st, now);
-    let res = decide(ctx.shared, &mut st, &task_id, &spki, |_| Ok(()), false, now);
-    if let Ok((_, d)) = &res {
-        dirty.extend(d.iter().cloned());
-    }
-    st.flush(&ctx.shared.persistence, &ctx.part.name, &dirty)
-        .await?;
-    let (request_id, _) = res?;
+    let (res, executions) = {
+        let mut st = ctx.part.state.lock().await;
+        let now = ctx.shared.clock.now_unix();
+        let mut changes = refresh_all(ctx.shared, &mut st, now);
+        let res = decide(
+            ctx.shared,
+            &mut st,
+            &task_id,
+            &spki,
+            |_| Ok(()),
+            false,
+            now,
+            &mut changes,
+        );
+        st.flush(&ctx.shared.persistence, &ctx.part.name, &changes.dirty)
+            .await?;
+        (res, changes.executions)
+    };
+    drive(ctx.shared, ctx.part, executions).await?;
+    let request_id = res?;
     tracing::info!(partition = %ctx.part.name, request = %request_id, "approval task rejected");
     Ok(JsonOut::ok(json!({})))
 }
