@@ -10,7 +10,9 @@ use km_testkit::EmulatorFixture;
 use km_tsb::TsbClient;
 
 fn management(fixture: &EmulatorFixture) -> Arc<TsbHsm> {
-    Arc::new(TsbHsm::new(TsbClient::builder(fixture.base_url()).build().unwrap()))
+    Arc::new(TsbHsm::new(
+        TsbClient::builder(fixture.base_url()).build().unwrap(),
+    ))
 }
 
 #[tokio::test]
@@ -28,9 +30,16 @@ async fn concurrent_first_starts_agree_on_one_installation() {
         ids.push(starter.await.unwrap().installation_id);
     }
     ids.dedup();
-    assert_eq!(ids.len(), 1, "every replica sees the same installation: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        1,
+        "every replica sees the same installation: {ids:?}"
+    );
 
-    let stored = hsm.read_data_object(&DataObjectName::record("install", "main")).await.unwrap();
+    let stored = hsm
+        .read_data_object(&DataObjectName::record("install", "main"))
+        .await
+        .unwrap();
     let stored: serde_json::Value = serde_json::from_slice(&stored.unwrap()).unwrap();
     assert_eq!(stored["installation_id"], ids[0].as_str());
 }
@@ -42,7 +51,16 @@ async fn an_unreadable_record_stops_start_up_instead_of_being_replaced() {
     let name = DataObjectName::record("install", "main");
     hsm.create_data_object(&name, b"not json").await.unwrap();
 
-    let error = Installation::new(hsm.clone(), Arc::new(SystemClock)).ensure().await.unwrap_err();
-    assert!(matches!(error, InstallationError::Corrupt { .. }), "{error}");
-    assert_eq!(hsm.read_data_object(&name).await.unwrap().as_deref(), Some(&b"not json"[..]));
+    let error = Installation::new(hsm.clone(), Arc::new(SystemClock))
+        .ensure()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, InstallationError::Corrupt { .. }),
+        "{error}"
+    );
+    assert_eq!(
+        hsm.read_data_object(&name).await.unwrap().as_deref(),
+        Some(&b"not json"[..])
+    );
 }

@@ -4,10 +4,12 @@
 // A test binary: failing loudly on the first unexpected value is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api;
 mod audit;
 mod dev_command;
 mod identity;
 mod installation;
+mod serve_command;
 mod ska_flow;
 mod state_store;
 mod support;

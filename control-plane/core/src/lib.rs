@@ -5,19 +5,27 @@
 //! the [`StateStore`] (sealed, versioned records kept as HSM data objects on the management
 //! partition, with lock objects and a read cache), [`Installation`] (first-start provisioning of
 //! the management partition), [`Readiness`] and the [`AuditLog`] (hash-chained events on the HSM,
-//! checkpoints signed by an HSM key, fail-closed). Later: every other use case.
+//! checkpoints signed by an HSM key, fail-closed), the runtime [`Settings`], and the [`App`]: the
+//! one application layer through which the REST API and the console perform every use case (gate,
+//! `authorize`, audited change).
 //!
 //! Must not depend on: HTTP servers or clients, the TSB SDK, WASM runtimes or cloud SDKs. Adapters
 //! (km-hsm-tsb, km-vault-*, ...) implement the ports; only the `keymanager` binary wires them.
 
+pub mod app;
 pub mod audit;
 mod clock;
 mod hsm;
 pub mod identity;
 mod installation;
 mod readiness;
+pub mod settings;
 pub mod state;
 
+pub use app::{
+    App, AppError, AppParts, AuditFilter, AuditVerifySummary, CompleteSetup, Me, Page, PageRequest,
+    RequestId, SetupStatus, UserUpdate,
+};
 pub use audit::{
     AuditConfig, AuditError, AuditExport, AuditLog, AuditSink, AuditedAction, AuditedError,
     JsonLinesSink, NoSink, SignatureVerifier, VerifyFailure, VerifyOptions, VerifyReport,
@@ -33,4 +41,8 @@ pub use identity::{
 };
 pub use installation::{Installation, InstallationError, InstallationRecord};
 pub use readiness::{Readiness, ReadinessReport};
+pub use settings::{
+    EffectiveSettings, InvalidSetting, SecondFactorSetting, Settings, SettingsError,
+    SettingsService,
+};
 pub use state::{LockRetry, Sealing, StateStore, StateStoreConfig, StoreError, Versioned};

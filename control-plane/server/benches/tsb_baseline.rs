@@ -16,7 +16,10 @@ use base64::Engine;
 use km_tsb::{CreateKeyRequest, EncryptRequest, KeyAttributes, SignRequest, TsbClient};
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Stats {
@@ -65,20 +68,37 @@ where
     stats(all, start.elapsed())
 }
 
-/// Sequential calls: per-call latency without queueing.
-async fn sequential<F, Fut>(calls: u64, operation: F) -> Stats
+/// Sequential calls of two variants, interleaved call by call so that machine noise hits both
+/// alike; returns (stats of `first`, stats of `second`).
+async fn interleaved<A, FA, B, FB>(calls: u64, first: A, second: B) -> (Stats, Stats)
 where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    A: Fn() -> FA,
+    FA: std::future::Future<Output = ()>,
+    B: Fn() -> FB,
+    FB: std::future::Future<Output = ()>,
 {
-    let start = Instant::now();
-    let mut latencies = Vec::with_capacity(calls as usize);
+    for _ in 0..calls / 10 {
+        first().await;
+        second().await;
+    }
+    let (mut a, mut b) = (
+        Vec::with_capacity(calls as usize),
+        Vec::with_capacity(calls as usize),
+    );
+    let (mut a_time, mut b_time) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..calls {
         let began = Instant::now();
-        operation().await;
-        latencies.push(began.elapsed());
+        first().await;
+        let took = began.elapsed();
+        a.push(took);
+        a_time += took;
+        let began = Instant::now();
+        second().await;
+        let took = began.elapsed();
+        b.push(took);
+        b_time += took;
     }
-    stats(latencies, start.elapsed())
+    (stats(a, a_time), stats(b, b_time))
 }
 
 fn micros(d: Duration) -> String {
@@ -117,18 +137,19 @@ async fn main() {
     };
 
     let client = TsbClient::builder(&url).build().unwrap();
-    let create = |label: &str, algorithm: &str, size: Option<u32>, curve: Option<&str>, sign: bool| {
-        let attributes = KeyAttributes {
-            sign: Some(sign),
-            decrypt: Some(!sign),
-            encrypt: Some(!sign),
-            ..KeyAttributes::default()
+    let create =
+        |label: &str, algorithm: &str, size: Option<u32>, curve: Option<&str>, sign: bool| {
+            let attributes = KeyAttributes {
+                sign: Some(sign),
+                decrypt: Some(!sign),
+                encrypt: Some(!sign),
+                ..KeyAttributes::default()
+            };
+            let mut request = CreateKeyRequest::new(label, algorithm, attributes);
+            request.key_size = size;
+            request.curve_oid = curve.map(str::to_owned);
+            request
         };
-        let mut request = CreateKeyRequest::new(label, algorithm, attributes);
-        request.key_size = size;
-        request.curve_oid = curve.map(str::to_owned);
-        request
-    };
     for request in [
         create("bench-ec", "EC", None, Some("1.2.840.10045.3.1.7"), true),
         create("bench-rsa", "RSA", Some(2048), None, true),
@@ -138,14 +159,19 @@ async fn main() {
     }
     let payload = vec![7u8; 256];
 
-    println!("## TSB emulator through km-tsb (loopback, {concurrency} concurrent callers, {seconds} s each)\n");
+    println!(
+        "## TSB emulator through km-tsb (loopback, {concurrency} concurrent callers, {seconds} s each)\n"
+    );
     println!("| workload | ops/s | p50 | p99 | samples |\n|---|---|---|---|---|");
     let ec = {
         let (client, payload) = (client.clone(), payload.clone());
         load(concurrency, seconds, move || {
             let (client, payload) = (client.clone(), payload.clone());
             async move {
-                client.sign(&SignRequest::new("bench-ec", "SHA256_WITH_ECDSA", payload)).await.unwrap();
+                client
+                    .sign(&SignRequest::new("bench-ec", "SHA256_WITH_ECDSA", payload))
+                    .await
+                    .unwrap();
             }
         })
         .await
@@ -156,7 +182,10 @@ async fn main() {
         load(concurrency, seconds, move || {
             let (client, payload) = (client.clone(), payload.clone());
             async move {
-                client.sign(&SignRequest::new("bench-rsa", "SHA256_WITH_RSA", payload)).await.unwrap();
+                client
+                    .sign(&SignRequest::new("bench-rsa", "SHA256_WITH_RSA", payload))
+                    .await
+                    .unwrap();
             }
         })
         .await
@@ -167,7 +196,10 @@ async fn main() {
         load(concurrency, seconds, move || {
             let (client, payload) = (client.clone(), payload.clone());
             async move {
-                client.encrypt(&EncryptRequest::new("bench-aes", "AES_GCM", payload)).await.unwrap();
+                client
+                    .encrypt(&EncryptRequest::new("bench-aes", "AES_GCM", payload))
+                    .await
+                    .unwrap();
             }
         })
         .await
@@ -182,27 +214,38 @@ async fn main() {
         "payload": base64::engine::general_purpose::STANDARD.encode(&payload),
         "signKeyName": "bench-ec", "signatureAlgorithm": "SHA256_WITH_ECDSA" } });
 
-    let sdk_version = sequential(calls, || async { client.version_info().await.unwrap(); }).await;
-    let raw_version = sequential(calls, || async {
-        let r = raw.get(&version_url).send().await.unwrap();
-        let _: serde_json::Value = r.json().await.unwrap();
-    })
+    let (sdk_version, raw_version) = interleaved(
+        calls,
+        || async {
+            client.version_info().await.unwrap();
+        },
+        || async {
+            let r = raw.get(&version_url).send().await.unwrap();
+            let _: serde_json::Value = r.json().await.unwrap();
+        },
+    )
     .await;
-    let sdk_sign = sequential(calls, || async {
-        client.sign(&SignRequest::new("bench-ec", "SHA256_WITH_ECDSA", payload.clone())).await.unwrap();
-    })
-    .await;
-    let raw_sign = sequential(calls, || async {
-        let r = raw.post(&sign_url).json(&sign_body).send().await.unwrap();
-        let _: serde_json::Value = r.json().await.unwrap();
-    })
+    let (sdk_sign, raw_sign) = interleaved(
+        calls,
+        || async {
+            let request = SignRequest::new("bench-ec", "SHA256_WITH_ECDSA", payload.clone());
+            client.sign(&request).await.unwrap();
+        },
+        || async {
+            let r = raw.post(&sign_url).json(&sign_body).send().await.unwrap();
+            let _: serde_json::Value = r.json().await.unwrap();
+        },
+    )
     .await;
 
-    println!("\n## km-tsb per-call overhead (sequential, {calls} calls each)\n");
-    println!("| call | km-tsb p50 | bare reqwest p50 | added p50 | km-tsb p99 | bare p99 |\n|---|---|---|---|---|---|");
-    for (name, sdk, bare) in
-        [("versionInfo", &sdk_version, &raw_version), ("synchronousSign EC", &sdk_sign, &raw_sign)]
-    {
+    println!("\n## km-tsb per-call overhead (sequential, {calls} calls each, interleaved)\n");
+    println!(
+        "| call | km-tsb p50 | bare reqwest p50 | added p50 | km-tsb p99 | bare p99 |\n|---|---|---|---|---|---|"
+    );
+    for (name, sdk, bare) in [
+        ("versionInfo", &sdk_version, &raw_version),
+        ("synchronousSign EC", &sdk_sign, &raw_sign),
+    ] {
         let added = sdk.p50.as_secs_f64() - bare.p50.as_secs_f64();
         println!(
             "| {name} | {} | {} | {:.1} µs | {} | {} |",

@@ -2,7 +2,10 @@
 //!
 //! Starts the TSB emulator in-process with a persistent state directory, provisions a management
 //! partition and two demo tenant partitions (each with its own API key), establishes the
-//! installation record on the management partition, and serves the control plane on 127.0.0.1.
+//! installation record on the management partition, and serves the whole control plane (console,
+//! REST API, probes) on 127.0.0.1 with the same wiring as `keymanager serve`. Prints the console
+//! URL and, while no administrator exists, the setup token. The audit stream goes to
+//! `<state-dir>/audit.jsonl` because stdout carries the banner.
 //! Restarting with the same state directory keeps every key, data object and credential.
 
 use std::net::SocketAddr;
@@ -10,33 +13,55 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use km_core::{Installation, Readiness, SystemClock};
+use km_auth::BcryptConfig;
+use km_core::{
+    AuditConfig, IdentityConfig, JsonLinesSink, SecretText, StateStoreConfig, SystemClock,
+};
+use km_domain::TenantId;
 use km_hsm_tsb::TsbHsm;
 use km_tsb::{ApiKeys, TsbClient};
 use km_tsb_emulator::{ApiKeyGroups, Emulator, EmulatorConfig, PartitionConfig, Storage};
-use poem::listener::{Acceptor, Listener, TcpListener};
+use km_web::{ConsoleConfig, PartitionInfo, StaticPartitions, default_colour};
+use poem::listener::{Acceptor, AcceptorExt as _, Listener, TcpListener};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{self, AppState};
+use crate::control_plane::{self, ControlPlane, Options};
 
 /// The partition holding keymanager's own state.
 const MANAGEMENT_PARTITION: &str = "management";
 /// Demo tenant partitions, so the console has something to switch between.
 const DEMO_PARTITIONS: [&str; 2] = ["acme", "globex"];
+/// How the console names the demo partitions.
+const DEMO_DISPLAY_NAMES: [&str; 2] = ["Acme Corp", "Globex"];
+/// The audit stream's file in the state directory.
+const AUDIT_FILE: &str = "audit.jsonl";
 
 /// Options of `keymanager dev`.
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
     /// State directory: emulator data (encrypted at rest) and the dev partitions' API keys.
-    #[arg(long, env = "KEYMANAGER_DEV_STATE_DIR", default_value = ".keymanager-dev")]
+    #[arg(
+        long,
+        env = "KEYMANAGER_DEV_STATE_DIR",
+        default_value = ".keymanager-dev"
+    )]
     state_dir: PathBuf,
     /// Address the control plane listens on.
     #[arg(long, env = "KEYMANAGER_DEV_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Address the embedded TSB emulator listens on (so other TSB clients can use it too).
-    #[arg(long, env = "KEYMANAGER_DEV_EMULATOR_LISTEN", default_value = "127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "KEYMANAGER_DEV_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
     emulator_listen: SocketAddr,
+    /// bcrypt cost for passwords. Lower than production's 12 so that sign-in in a debug build
+    /// stays quick; `keymanager serve` refuses anything below 10.
+    #[arg(long, env = "KEYMANAGER_DEV_BCRYPT_COST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(4..=31))]
+    bcrypt_cost: u32,
 }
 
 /// API keys of the dev partitions, generated on first start and kept in the state directory.
@@ -58,7 +83,12 @@ impl DevCredentials {
     fn generate() -> anyhow::Result<Self> {
         let names = std::iter::once(MANAGEMENT_PARTITION).chain(DEMO_PARTITIONS);
         let partitions = names
-            .map(|name| Ok(DevPartition { name: name.to_owned(), api_key: random_api_key()? }))
+            .map(|name| {
+                Ok(DevPartition {
+                    name: name.to_owned(),
+                    api_key: random_api_key()?,
+                })
+            })
             .collect::<anyhow::Result<_>>()?;
         Ok(Self { partitions })
     }
@@ -70,7 +100,10 @@ impl DevCredentials {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
             return serde_json::from_str(&text).with_context(|| {
-                format!("{} is damaged; delete the state directory to start afresh", path.display())
+                format!(
+                    "{} is damaged; delete the state directory to start afresh",
+                    path.display()
+                )
             });
         }
         let credentials = Self::generate()?;
@@ -132,11 +165,17 @@ fn partition_config(name: &str, credentials: &DevCredentials) -> anyhow::Result<
         service: vec![key.clone()],
         approver_key_management: vec![key],
     };
-    Ok(PartitionConfig { name: name.to_owned(), api_keys, jwt: None })
+    Ok(PartitionConfig {
+        name: name.to_owned(),
+        api_keys,
+        jwt: None,
+    })
 }
 
 fn client_for(url: String, api_key: &SecretString) -> anyhow::Result<TsbClient> {
-    Ok(TsbClient::builder(&url).api_keys(ApiKeys::all(vec![api_key.clone()])).build()?)
+    Ok(TsbClient::builder(&url)
+        .api_keys(ApiKeys::all(vec![api_key.clone()]))
+        .build()?)
 }
 
 /// Runs `keymanager dev` until Ctrl-C.
@@ -163,42 +202,109 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         emulator.partition_url(MANAGEMENT_PARTITION),
         credentials.api_key(MANAGEMENT_PARTITION)?,
     )?));
-    let installation = Installation::new(management.clone(), Arc::new(SystemClock))
-        .ensure()
-        .await
-        .context("establishing the installation record on the management partition")?;
+    // The banner owns stdout, so the audit stream goes to a file next to the emulator's state.
+    let audit_file = args.state_dir.join(AUDIT_FILE);
+    let sink = JsonLinesSink::append_to_file(&audit_file)
+        .with_context(|| format!("opening the audit stream {}", audit_file.display()))?;
+    let options = Options {
+        store: StateStoreConfig {
+            replica: "dev".to_owned(),
+            ..StateStoreConfig::default()
+        },
+        audit: AuditConfig::default(),
+        audit_sink: Arc::new(sink),
+        identity: IdentityConfig::default(),
+        bcrypt: BcryptConfig {
+            cost: args.bcrypt_cost,
+            ..BcryptConfig::default()
+        },
+    };
+    let control_plane = ControlPlane::start(management, Arc::new(SystemClock), options).await?;
 
     let acceptor = TcpListener::bind(args.listen)
         .into_acceptor()
         .await
         .with_context(|| format!("binding the control plane to {}", args.listen))?;
-    let control_plane = acceptor
+    let address = acceptor
         .local_addr()
         .first()
         .and_then(|addr| addr.as_socket_addr().copied())
         .context("the control plane listener has no address")?;
 
-    let state = AppState { readiness: Arc::new(Readiness::new(management)) };
-    print_banner(control_plane, &emulator.base_url(), &args.state_dir, &installation.installation_id);
+    print_banner(&Banner {
+        control_plane: address,
+        emulator: &emulator.base_url(),
+        state_dir: &args.state_dir,
+        audit_file: &audit_file,
+        installation: &control_plane.installation.installation_id,
+        setup_token: control_plane.setup_token(),
+    });
 
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            http::routes(state),
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-            Some(std::time::Duration::from_secs(5)),
+    let served = control_plane
+        .serve(
+            acceptor.boxed(),
+            console_config()?,
+            control_plane::shutdown_signal(),
         )
-        .await
-        .context("serving the control plane")?;
+        .await;
     emulator.shutdown().await;
-    Ok(())
+    served
 }
 
+/// The console's view of the dev partitions: the demo tenants with display names and distinct
+/// colours (the management partition is keymanager's own, not a tenant).
+fn console_config() -> anyhow::Result<ConsoleConfig> {
+    let partitions = DEMO_PARTITIONS
+        .iter()
+        .zip(DEMO_DISPLAY_NAMES)
+        .map(|(id, name)| {
+            let id = TenantId::parse(id).with_context(|| format!("demo partition id {id}"))?;
+            Ok(PartitionInfo {
+                colour: default_colour(&id),
+                id,
+                name: name.to_owned(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ConsoleConfig {
+        partitions: Arc::new(StaticPartitions::new(partitions)),
+        password_min_chars: IdentityConfig::default().password_min_chars,
+    })
+}
+
+/// What the banner shows.
+struct Banner<'a> {
+    control_plane: SocketAddr,
+    emulator: &'a str,
+    state_dir: &'a Path,
+    audit_file: &'a Path,
+    installation: &'a str,
+    setup_token: Option<&'a SecretText>,
+}
+
+/// The banner is parsed by tests and quoted in the README: keep its labels.
 #[allow(clippy::print_stdout)] // the banner is the command's output
-fn print_banner(control_plane: SocketAddr, emulator: &str, state_dir: &Path, installation: &str) {
+fn print_banner(banner: &Banner<'_>) {
+    let Banner {
+        control_plane,
+        emulator,
+        state_dir,
+        audit_file,
+        installation,
+        setup_token,
+    } = banner;
     println!("keymanager dev is ready");
-    println!("  control plane   http://{control_plane}   (GET /healthz, /readyz)");
+    println!("  console         http://{control_plane}/");
+    if let Some(token) = setup_token {
+        println!("  setup token: {}", token.expose_secret());
+        println!(
+            "    (no administrator yet: open the console and create one with this token; \
+             it stays valid until setup is complete)"
+        );
+    }
+    println!(
+        "  control plane   http://{control_plane}   (GET /healthz, /readyz; REST API under /api)"
+    );
     println!(
         "  TSB emulator    {emulator}   partitions: {MANAGEMENT_PARTITION} (keymanager state), {}",
         DEMO_PARTITIONS.join(", ")
@@ -210,6 +316,10 @@ fn print_banner(control_plane: SocketAddr, emulator: &str, state_dir: &Path, ins
         "  state           {}   (API keys in {})",
         state_dir.display(),
         state_dir.join(DevCredentials::FILE).display()
+    );
+    println!(
+        "  audit stream    {}   (JSON lines; check with `keymanager audit verify`)",
+        audit_file.display()
     );
     println!("  installation    {installation}");
     println!("Press Ctrl-C to stop.");

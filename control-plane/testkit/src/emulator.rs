@@ -28,7 +28,10 @@ impl EmulatorFixture {
         install_crypto_provider();
         config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let emulator = Emulator::start(config).await?;
-        Ok(Self { emulator, state_dir: None })
+        Ok(Self {
+            emulator,
+            state_dir: None,
+        })
     }
 
     /// An emulator persisting into a fresh temporary directory, removed when the fixture drops.

@@ -19,7 +19,9 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").field("certificate_pem", &self.certificate_pem).finish_non_exhaustive()
+        f.debug_struct("Identity")
+            .field("certificate_pem", &self.certificate_pem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -35,7 +37,9 @@ pub struct TestPki {
 
 impl std::fmt::Debug for TestPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestPki").field("ca_pem", &self.ca_pem).finish_non_exhaustive()
+        f.debug_struct("TestPki")
+            .field("ca_pem", &self.ca_pem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,12 +51,18 @@ impl TestPki {
         ca_params.distinguished_name = distinguished_name(&format!("{name} test CA"));
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_pem = ca_params.self_signed(&ca_key).context("CA certificate")?.pem();
+        let ca_pem = ca_params
+            .self_signed(&ca_key)
+            .context("CA certificate")?
+            .pem();
         let mut pki = Self {
             ca_params,
             ca_key,
             ca_pem,
-            server: Identity { certificate_pem: String::new(), private_key_pem: String::new() },
+            server: Identity {
+                certificate_pem: String::new(),
+                private_key_pem: String::new(),
+            },
         };
         pki.server = pki.issue("127.0.0.1", ExtendedKeyUsagePurpose::ServerAuth)?;
         Ok(pki)
@@ -77,8 +87,13 @@ impl TestPki {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![usage];
         let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let certificate = params.signed_by(&key, &issuer).context("leaf certificate")?;
-        Ok(Identity { certificate_pem: certificate.pem(), private_key_pem: key.serialize_pem() })
+        let certificate = params
+            .signed_by(&key, &issuer)
+            .context("leaf certificate")?;
+        Ok(Identity {
+            certificate_pem: certificate.pem(),
+            private_key_pem: key.serialize_pem(),
+        })
     }
 }
 

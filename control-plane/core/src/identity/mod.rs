@@ -58,6 +58,7 @@ pub use setup::{SetupService, SetupStart};
 pub use totp::{TotpService, TotpSetup};
 pub use users::{NewUser, UserAccount, UserService};
 
+use crate::settings::{EffectiveSettings, SettingsError, SettingsService};
 use crate::{Clock, Sealing, StateStore, StoreError, Timestamp, Versioned};
 use records::{CREDENTIAL, CredentialRecord, USER, UserRecord};
 
@@ -94,6 +95,9 @@ pub struct Identity {
     pub users: UserService,
     /// API tokens.
     pub api_tokens: ApiTokenService,
+    /// Runtime settings (second-factor policy, timeouts, soft-lock) that identity applies; the
+    /// static [`IdentityConfig`] supplies them until an operator saves some.
+    pub settings: SettingsService,
 }
 
 impl Identity {
@@ -104,11 +108,13 @@ impl Identity {
         ports: IdentityPorts,
         config: IdentityConfig,
     ) -> Self {
+        let settings = SettingsService::new(store.clone(), config.clone());
         let ctx = Ctx(Arc::new(CtxInner {
             store,
             clock,
             ports,
             config,
+            settings: settings.clone(),
             dummy_hash: tokio::sync::OnceCell::new(),
         }));
         Self {
@@ -118,6 +124,7 @@ impl Identity {
             sessions: SessionService { ctx: ctx.clone() },
             users: UserService { ctx: ctx.clone() },
             api_tokens: ApiTokenService { ctx },
+            settings,
         }
     }
 
@@ -135,7 +142,10 @@ impl Identity {
         }
         if let Some(token) = session_cookie {
             let session = self.sessions.validate(&token).await?;
-            return Ok(Some(Caller::Session { session: Box::new(session), token }));
+            return Ok(Some(Caller::Session {
+                session: Box::new(session),
+                token,
+            }));
         }
         Ok(None)
     }
@@ -150,6 +160,7 @@ pub(crate) struct CtxInner {
     clock: Arc<dyn Clock>,
     ports: IdentityPorts,
     config: IdentityConfig,
+    settings: SettingsService,
     /// A hash checked against when the user does not exist, so that "no such user" costs the
     /// same time as "wrong password".
     dummy_hash: tokio::sync::OnceCell<PasswordHash>,
@@ -173,6 +184,18 @@ impl Ctx {
 
     pub(crate) fn config(&self) -> &IdentityConfig {
         &self.0.config
+    }
+
+    /// The runtime settings in force (second factor, timeouts, soft-lock), read through the
+    /// store's cache on every use so a change applies on every replica within the cache TTL.
+    pub(crate) async fn effective(&self) -> Result<EffectiveSettings, IdentityError> {
+        match self.0.settings.effective().await {
+            Ok(effective) => Ok(effective),
+            Err(SettingsError::Store(error)) => Err(IdentityError::Store(error)),
+            Err(other) => Err(IdentityError::Inconsistent(format!(
+                "runtime settings: {other}"
+            ))),
+        }
     }
 
     pub(crate) fn ports(&self) -> &IdentityPorts {
@@ -328,8 +351,15 @@ impl Ctx {
         wrong: IdentityError,
     ) -> IdentityError {
         let now = self.now();
-        let threshold = self.0.config.lockout_threshold.max(1);
-        let lockout = self.0.config.lockout_secs;
+        let effective = match self.effective().await {
+            Ok(effective) => effective,
+            Err(error) => {
+                tracing::warn!(%error, "runtime settings unreadable; soft-lock uses the static configuration");
+                EffectiveSettings::from_config(&self.0.config)
+            }
+        };
+        let threshold = effective.lockout_threshold.max(1);
+        let lockout = effective.lockout_secs;
         let mut locked = None;
         let result = self
             .modify_user(username, username.as_str(), |user| {

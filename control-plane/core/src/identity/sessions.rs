@@ -11,6 +11,7 @@ use km_domain::{Principal, PrincipalId};
 use super::login::SecondFactor;
 use super::records::{AuthMethod, LOGIN, PendingLoginRecord, SESSION, SessionRecord, UserRecord};
 use super::{Ctx, IdentityError, SecondFactorPolicy, SecretText, SessionEnd};
+use crate::settings::EffectiveSettings;
 use crate::{Sealing, Timestamp, Versioned};
 
 /// Random bytes in a session cookie.
@@ -113,21 +114,21 @@ impl Ctx {
     }
 
     pub(crate) fn second_factor_state(
-        &self,
+        effective: &EffectiveSettings,
         user: &UserRecord,
         verified_at: Option<Timestamp>,
         now: Timestamp,
     ) -> SecondFactorState {
         if user.totp_enrolled {
             match verified_at {
-                Some(at) if now < at.saturating_add(self.config().reverify_secs) => {
+                Some(at) if now < at.saturating_add(effective.reverify_secs) => {
                     SecondFactorState::Verified { at }
                 }
                 last => SecondFactorState::ReverificationDue {
                     last_verified_at: last,
                 },
             }
-        } else if self.config().second_factor == SecondFactorPolicy::Mandatory {
+        } else if effective.second_factor == SecondFactorPolicy::Mandatory {
             SecondFactorState::EnrolmentRequired
         } else {
             SecondFactorState::NotEnrolled
@@ -142,11 +143,12 @@ impl Ctx {
         second_factor_at: Option<Timestamp>,
     ) -> Result<NewSession, IdentityError> {
         let now = self.now();
+        let effective = self.effective().await?;
         let token = self.random_token(SESSION_TOKEN_BYTES)?;
         let id = self
             .token_digest(&token)
             .ok_or_else(|| IdentityError::Inconsistent("session token".to_owned()))?;
-        let absolute_expires_at = now.saturating_add(self.config().session_absolute_secs);
+        let absolute_expires_at = now.saturating_add(effective.session_absolute_secs);
         let record = SessionRecord {
             user: user.username.clone(),
             epoch: user.session_epoch,
@@ -164,7 +166,7 @@ impl Ctx {
             token,
             username: user.username.clone(),
             absolute_expires_at,
-            second_factor: self.second_factor_state(user, second_factor_at, now),
+            second_factor: Ctx::second_factor_state(&effective, user, second_factor_at, now),
             must_change_password: user.must_change_password,
         })
     }
@@ -216,12 +218,13 @@ impl SessionService {
             return Err(IdentityError::SessionInvalid(SessionEnd::Unknown));
         };
         let now = ctx.now();
+        let effective = ctx.effective().await?;
         let mut session = stored.value;
         if now >= session.absolute_expires_at {
             ctx.delete_quietly(SESSION, &id, stored.revision).await;
             return Err(IdentityError::SessionInvalid(SessionEnd::Expired));
         }
-        let idle = ctx.config().session_idle_secs;
+        let idle = effective.session_idle_secs;
         if now >= session.last_seen_at.saturating_add(idle) {
             // Not deleted here: another replica may have touched it within the cache TTL.
             return Err(IdentityError::SessionInvalid(SessionEnd::Idle));
@@ -251,7 +254,12 @@ impl SessionService {
                 .saturating_add(idle)
                 .min(session.absolute_expires_at),
             absolute_expires_at: session.absolute_expires_at,
-            second_factor: ctx.second_factor_state(&user, session.second_factor_at, now),
+            second_factor: Ctx::second_factor_state(
+                &effective,
+                &user,
+                session.second_factor_at,
+                now,
+            ),
             must_change_password: user.must_change_password,
         })
     }
@@ -363,7 +371,7 @@ impl SessionService {
     pub async fn purge_expired(&self) -> Result<usize, IdentityError> {
         let ctx = &self.ctx;
         let now = ctx.now();
-        let idle = ctx.config().session_idle_secs;
+        let idle = ctx.effective().await?.session_idle_secs;
         let mut removed = 0;
         for id in ctx.store().list_ids(SESSION).await? {
             let Some(stored) = ctx.get_plain::<SessionRecord>(SESSION, &id).await? else {

@@ -125,6 +125,18 @@ impl UserService {
         Ok(account_view(&user, self.ctx.now()))
     }
 
+    /// Any local user, with or without bindings (`list_all_users`: platform administrators).
+    pub async fn get_any_user(
+        &self,
+        grant: &Grant,
+        username: &str,
+    ) -> Result<UserAccount, IdentityError> {
+        grant.require(Action::ListAllUsers, None)?;
+        let username = parse_username(username)?;
+        let user = self.ctx.require_user(&username).await?.value;
+        Ok(account_view(&user, self.ctx.now()))
+    }
+
     /// The grant's principal's own account (`read_own_account`).
     pub async fn own_account(&self, grant: &Grant) -> Result<UserAccount, IdentityError> {
         grant.require(Action::ReadOwnAccount, None)?;

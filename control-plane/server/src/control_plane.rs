@@ -1,0 +1,254 @@
+//! Start-up wiring shared by `keymanager serve` and `keymanager dev`: from a management partition
+//! (any [`Hsm`]) to a ready [`App`] and its HTTP endpoint.
+//!
+//! Order matters, and every step fails the start with the step named, so an operator sees *which*
+//! dependency is wrong (credentials, a damaged record, a missing key) instead of a half-started
+//! replica:
+//! 1. state store — creates or finds the HSM seal key (first HSM write: proves the credentials);
+//! 2. installation record — this deployment's identity, create-if-absent;
+//! 3. audit log — checkpoint key, end of the hash chain;
+//! 4. identity (km-auth adapters) and first-run setup: while no administrator exists, a fresh
+//!    one-time setup token is issued for this start;
+//! 5. the application layer and the routes.
+//!
+//! Also owns the background maintenance of a running replica (purging expired sessions) and the
+//! graceful shutdown sequence (stop accepting, finish requests, flush the audit outbox, sign a
+//! checkpoint over the events this replica wrote).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use km_auth::BcryptConfig;
+use km_core::app::{App, AppParts};
+use km_core::audit::SinkError;
+use km_core::identity::SetupStart;
+use km_core::{
+    AuditConfig, AuditLog, AuditSink, Clock, Hsm, Identity, IdentityConfig, Installation,
+    InstallationRecord, Readiness, SecretText, StateStore, StateStoreConfig,
+};
+use km_domain::audit::{AuditEvent, Checkpoint};
+use km_web::ConsoleConfig;
+use poem::listener::BoxAcceptor;
+
+use crate::audit_cli::AwsLcVerifier;
+use crate::http;
+
+/// How often a replica deletes sessions and pending sign-ins that can no longer be used.
+pub const SESSION_PURGE_EVERY: Duration = Duration::from_secs(5 * 60);
+/// How long a graceful shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything [`ControlPlane::start`] needs besides the management partition.
+pub struct Options {
+    /// State-store tunables (replica name, cache TTL, locks).
+    pub store: StateStoreConfig,
+    /// Audit tunables.
+    pub audit: AuditConfig,
+    /// Where the audit stream goes.
+    pub audit_sink: Arc<dyn AuditSink>,
+    /// Identity tunables (defaults of the runtime settings).
+    pub identity: IdentityConfig,
+    /// Password hashing.
+    pub bcrypt: BcryptConfig,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("store", &self.store)
+            .field("audit", &self.audit)
+            .field("identity", &self.identity)
+            .field("bcrypt", &self.bcrypt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Passes the audit stream through and remembers the last event and checkpoint this replica
+/// streamed, so a graceful shutdown can sign the tail it wrote (a stream whose last events no
+/// checkpoint covers cannot be authenticated by `keymanager audit verify`).
+struct TailTracker {
+    inner: Arc<dyn AuditSink>,
+    last_event: AtomicU64,
+    last_checkpoint: AtomicU64,
+}
+
+impl TailTracker {
+    fn unsigned_tail(&self) -> bool {
+        self.last_event.load(Ordering::Acquire) > self.last_checkpoint.load(Ordering::Acquire)
+    }
+}
+
+impl AuditSink for TailTracker {
+    fn event(&self, event: &AuditEvent) -> Result<(), SinkError> {
+        self.last_event.fetch_max(event.seq, Ordering::AcqRel);
+        self.inner.event(event)
+    }
+
+    fn checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), SinkError> {
+        self.last_checkpoint
+            .fetch_max(checkpoint.up_to_seq, Ordering::AcqRel);
+        self.inner.checkpoint(checkpoint)
+    }
+}
+
+/// A started control plane: every service is connected to the management partition and checked.
+pub struct ControlPlane {
+    /// This deployment's identity.
+    pub installation: InstallationRecord,
+    /// The use cases.
+    pub app: App,
+    /// Probes for `/readyz`.
+    pub readiness: Readiness,
+    /// What first-run setup said at this start.
+    pub setup: SetupStart,
+    tail: Arc<TailTracker>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("installation", &self.installation)
+            .field("setup", &self.setup)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Runs the start-up sequence (module docs) against `management`.
+    pub async fn start(
+        management: Arc<dyn Hsm>,
+        clock: Arc<dyn Clock>,
+        options: Options,
+    ) -> anyhow::Result<Self> {
+        let replica = options.store.replica.clone();
+        let store = StateStore::new(management.clone(), clock.clone(), options.store);
+        store
+            .prepare()
+            .await
+            .context("preparing the state store on the management partition (seal key)")?;
+        let installation = Installation::new(management.clone(), clock.clone())
+            .ensure()
+            .await
+            .context("establishing the installation record on the management partition")?;
+        let tail = Arc::new(TailTracker {
+            inner: options.audit_sink,
+            last_event: AtomicU64::new(0),
+            last_checkpoint: AtomicU64::new(0),
+        });
+        let audit = AuditLog::new(
+            management.clone(),
+            store.clone(),
+            clock.clone(),
+            tail.clone(),
+            options.audit,
+        );
+        audit
+            .prepare()
+            .await
+            .context("opening the audit log on the management partition")?;
+        let identity = Identity::new(
+            store.clone(),
+            clock.clone(),
+            km_auth::identity_ports(options.bcrypt),
+            options.identity,
+        );
+        let setup = identity
+            .setup
+            .begin(&replica)
+            .await
+            .context("checking first-run setup on the management partition")?;
+        let app = App::new(AppParts {
+            identity,
+            audit,
+            store,
+            clock,
+            verifier: Arc::new(AwsLcVerifier),
+        });
+        Ok(Self {
+            installation,
+            app,
+            readiness: Readiness::new(management),
+            setup,
+            tail,
+        })
+    }
+
+    /// The one-time setup token of this start, while no administrator exists.
+    pub fn setup_token(&self) -> Option<&SecretText> {
+        match &self.setup {
+            SetupStart::TokenIssued(token) => Some(token),
+            SetupStart::AlreadyComplete | SetupStart::InProgress => None,
+        }
+    }
+
+    /// Serves the control plane (the console set up by `console`) on `acceptor` until `shutdown`
+    /// completes, purging expired sessions in the background; then finishes requests in flight,
+    /// flushes the audit outbox and signs a checkpoint over the events this replica streamed.
+    pub async fn serve(
+        self,
+        acceptor: BoxAcceptor,
+        console: ConsoleConfig,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let purger = tokio::spawn(purge_sessions(self.app.identity().clone()));
+        let audit = self.app.audit_log().clone();
+        let endpoint = http::routes(self.app, self.readiness, console);
+        let served = poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(endpoint, shutdown, Some(SHUTDOWN_GRACE))
+            .await
+            .context("serving the control plane");
+        purger.abort();
+        if let Err(error) = audit.flush().await {
+            tracing::error!(%error, "results of finished requests could not be written to the audit log");
+        }
+        if self.tail.unsigned_tail() {
+            match audit.checkpoint().await {
+                Ok(checkpoint) => {
+                    tracing::info!(up_to_seq = checkpoint.up_to_seq, "audit log checkpointed")
+                }
+                Err(error) => tracing::warn!(%error, "no audit checkpoint at shutdown"),
+            }
+        }
+        served
+    }
+}
+
+/// Deletes expired sessions every [`SESSION_PURGE_EVERY`] (failures are logged and retried at the
+/// next tick; nothing depends on the purge for correctness — validation rejects expired sessions).
+async fn purge_sessions(identity: Identity) {
+    let mut ticks = tokio::time::interval(SESSION_PURGE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick fires at once: skip it, a fresh start has nothing stale worth a burst of I/O.
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        match identity.sessions.purge_expired().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "purged expired sessions"),
+            Err(error) => tracing::warn!(%error, "purging expired sessions failed; retrying later"),
+        }
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (what container runtimes send).
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,104 @@
+//! km-web — keymanager's web console: server-rendered HTML pages (askama templates, compile-time
+//! checked) with first-party CSS and small JavaScript modules, all served by the binary itself.
+//!
+//! Owns: page routing, templates and static assets, the session cookie and CSRF handling of
+//! forms, the security headers of every console response, and the [`PartitionDirectory`] seam
+//! through which the sidebar learns which partitions exist.
+//!
+//! Every page performs its work through `km_core::App` use cases — the same ones the REST API
+//! calls — so authorization (`km_domain::authorize`) and audit happen there, once. The console
+//! also calls `authorize` itself, but only to decide what to draw: hiding is UX, the app layer
+//! enforces.
+//!
+//! Must not depend on: the REST API crate, the TSB SDK or emulator, HTTP clients, or any adapter.
+//! It never calls keymanager over HTTP.
+
+mod assets;
+mod fmt;
+mod http;
+mod icons;
+mod pages;
+mod partitions;
+mod viewer;
+
+use std::sync::Arc;
+
+use km_core::App;
+use poem::{Endpoint, EndpointExt, Route, get, post};
+
+pub use http::{CONTENT_SECURITY_POLICY, PARTITION_COOKIE, SESSION_COOKIE};
+pub use partitions::{Colour, PartitionDirectory, PartitionInfo, StaticPartitions, default_colour};
+
+use pages::{account, audit, auth, home, settings, users};
+use viewer::Console;
+
+/// How the console is set up beside the [`App`].
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Which partitions exist and how they look (until the partition registry exists:
+    /// [`StaticPartitions`]).
+    pub partitions: Arc<dyn PartitionDirectory>,
+    /// Shortest password the identity service accepts, for the hint next to password fields.
+    pub password_min_chars: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            partitions: Arc::new(StaticPartitions::default()),
+            password_min_chars: km_core::IdentityConfig::default().password_min_chars,
+        }
+    }
+}
+
+/// The console's routes, to mount at the root of the control plane's HTTP server (beside
+/// `/api/v1`, `/healthz`, ...):
+///
+/// `/` (overview), `/setup`, `/login`, `/login/second-factor`, `/login/cancel`, `/logout`,
+/// `/partition`, `/account`, `/account/password`, `/account/sign-out-everywhere`,
+/// `/account/totp`, `/users` (+ `/users/role`, `/users/status`, `/users/delete`), `/audit`,
+/// `/settings`, `/static/*`.
+///
+/// Every response carries the strict CSP ([`CONTENT_SECURITY_POLICY`]), `nosniff`,
+/// `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY` and an `X-Request-Id`; pages are
+/// `Cache-Control: no-store`.
+pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
+    let console = Arc::new(Console {
+        app,
+        partitions: config.partitions,
+        password_min_chars: config.password_min_chars,
+    });
+    Route::new()
+        .at("/", get(home::show_home))
+        .at("/partition", post(home::switch_partition))
+        .at("/setup", get(auth::setup_form).post(auth::setup_submit))
+        .at("/login", get(auth::login_form).post(auth::login_submit))
+        .at(
+            "/login/second-factor",
+            get(auth::second_factor_form).post(auth::second_factor_submit),
+        )
+        .at("/login/cancel", post(auth::login_cancel))
+        .at("/logout", get(auth::logout_form).post(auth::logout_submit))
+        .at("/account", get(account::show_account))
+        .at("/account/password", post(account::change_password))
+        .at(
+            "/account/sign-out-everywhere",
+            post(account::sign_out_everywhere),
+        )
+        .at(
+            "/account/totp",
+            get(account::show_totp).post(account::totp_submit),
+        )
+        .at("/users", get(users::show_users).post(users::create_user))
+        .at("/users/role", post(users::set_role))
+        .at("/users/status", post(users::set_status))
+        .at("/users/delete", post(users::delete_user))
+        .at("/audit", get(audit::show_audit))
+        .at(
+            "/settings",
+            get(settings::show_settings).post(settings::update_settings),
+        )
+        .at("/static/:name", get(assets::asset))
+        .data(console)
+        .around(http::around)
+}

@@ -1,0 +1,506 @@
+//! Who is looking at a page: the authenticated caller (from the `km_session` cookie, through
+//! `App::authenticate` — the same path as the REST API), the partitions they may switch to, and
+//! the page chrome built from that (sidebar, navigation filtered with `km_domain::authorize`).
+//!
+//! Hiding what a person may not do is only UX: every action still goes through an `App` use case,
+//! which authorizes and audits on its own.
+
+use std::sync::Arc;
+
+use km_core::identity::{Caller, SecondFactorState};
+use km_core::{App, AppError, SecretText};
+use km_domain::{Action, Principal, TenantId, authorize};
+use poem::Request;
+use poem::Response;
+
+use crate::http::{self, PARTITION_COOKIE, SESSION_COOKIE};
+use crate::icons;
+use crate::pages::errors;
+use crate::partitions::{PartitionDirectory, PartitionInfo};
+
+/// Shared state of the console's handlers.
+#[derive(Debug)]
+pub(crate) struct Console {
+    pub app: App,
+    pub partitions: Arc<dyn PartitionDirectory>,
+    pub password_min_chars: usize,
+}
+
+/// Version string appended to asset URLs so a new release is never served stale CSS/JS.
+pub(crate) const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What a page needs the session to have settled first (mirrors the app layer's gates, so the
+/// console can send the person where they can settle it instead of showing an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// Any valid session (sign-out, the re-verification page).
+    Open,
+    /// Enrolling TOTP or changing the password: allowed while either is owed.
+    Onboarding,
+    /// Everything settled.
+    Full,
+}
+
+/// The signed-in person behind a request.
+#[derive(Debug)]
+pub(crate) struct Viewer {
+    pub caller: Caller,
+    /// The account's full name, when it has one.
+    pub display_name: Option<String>,
+    pub csrf: String,
+    pub partitions: Vec<PartitionInfo>,
+    pub current: Option<PartitionInfo>,
+}
+
+impl Viewer {
+    pub fn principal(&self) -> &Principal {
+        self.caller.principal()
+    }
+
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.current.as_ref().map(|partition| &partition.id)
+    }
+
+    /// Whether `authorize` would allow `action` on `tenant` (None = platform / own account).
+    pub fn may(&self, action: Action, tenant: Option<&TenantId>) -> bool {
+        authorize(self.principal(), tenant, action).is_ok()
+    }
+
+    /// Whether `action` is allowed on the current partition.
+    pub fn may_here(&self, action: Action) -> bool {
+        self.tenant()
+            .is_some_and(|tenant| self.may(action, Some(tenant)))
+    }
+
+    pub fn second_factor(&self) -> Option<SecondFactorState> {
+        self.caller.session().map(|session| session.second_factor)
+    }
+
+    /// The page chrome for this viewer.
+    pub fn layout(&self, page: PageMeta, req: &Request) -> Layout {
+        let principal = self.principal();
+        let username = principal.subject.as_str().to_owned();
+        let display = self
+            .display_name
+            .clone()
+            .unwrap_or_else(|| username.clone());
+        let role_hint = if principal.is_platform_operator() {
+            "platform operator"
+        } else {
+            "signed in"
+        };
+        let current = self
+            .current
+            .as_ref()
+            .map(|partition| PartitionView::new(partition, principal));
+        let partitions = self
+            .partitions
+            .iter()
+            .map(|partition| PartitionView::new(partition, principal))
+            .collect();
+        let return_to = match req.uri().path() {
+            "/users" | "/audit" | "/settings" | "/account" => req.uri().path().to_owned(),
+            _ => "/".to_owned(),
+        };
+        Layout {
+            title: page.title.to_owned(),
+            subtitle: page.subtitle,
+            section: page.section,
+            active: page.active,
+            csrf: self.csrf.clone(),
+            asset_version: ASSET_VERSION,
+            viewer: ViewerView {
+                initials: initials(&display),
+                display,
+                username,
+                role_hint,
+            },
+            partition: current,
+            partitions,
+            nav: self.nav(),
+            notices: notices_from_query(req),
+            return_to,
+        }
+    }
+
+    /// Navigation: only the pages this viewer can open.
+    fn nav(&self) -> Vec<NavItem> {
+        let mut items = vec![NavItem::new(
+            "home",
+            "/",
+            "Overview",
+            icons::HOME,
+            Some("Workspace"),
+        )];
+        let mut partition_items = Vec::new();
+        if self.may_here(Action::ListUsers) {
+            partition_items.push(("users", "/users", "Users & roles", icons::USERS));
+        }
+        if self.may_here(Action::ReadAudit) || self.may(Action::ReadPlatformAudit, None) {
+            partition_items.push(("audit", "/audit", "Audit log", icons::AUDIT));
+        }
+        if self.may_here(Action::ReadSettings) || self.may(Action::ReadPlatformSettings, None) {
+            partition_items.push(("settings", "/settings", "Settings", icons::SETTINGS));
+        }
+        for (index, (id, href, label, icon)) in partition_items.into_iter().enumerate() {
+            let section = (index == 0).then_some("Partition");
+            items.push(NavItem::new(id, href, label, icon, section));
+        }
+        items.push(NavItem::new(
+            "account",
+            "/account",
+            "Account & security",
+            icons::ACCOUNT,
+            Some("You"),
+        ));
+        items
+    }
+}
+
+/// Title and position of a page.
+#[derive(Debug)]
+pub(crate) struct PageMeta {
+    pub title: &'static str,
+    pub subtitle: String,
+    pub section: &'static str,
+    pub active: &'static str,
+}
+
+impl PageMeta {
+    pub fn new(active: &'static str, section: &'static str, title: &'static str) -> Self {
+        Self {
+            title,
+            subtitle: String::new(),
+            section,
+            active,
+        }
+    }
+
+    pub fn subtitle(mut self, subtitle: impl Into<String>) -> Self {
+        self.subtitle = subtitle.into();
+        self
+    }
+}
+
+/// The chrome every signed-in page renders (base.html).
+#[derive(Debug)]
+pub(crate) struct Layout {
+    pub title: String,
+    pub subtitle: String,
+    pub section: &'static str,
+    pub active: &'static str,
+    pub csrf: String,
+    pub asset_version: &'static str,
+    pub viewer: ViewerView,
+    pub partition: Option<PartitionView>,
+    pub partitions: Vec<PartitionView>,
+    pub nav: Vec<NavItem>,
+    pub notices: Vec<Notice>,
+    pub return_to: String,
+}
+
+impl Layout {
+    pub fn notice(&mut self, kind: &'static str, message: impl Into<String>) {
+        self.notices.push(Notice {
+            kind,
+            message: message.into(),
+        });
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ViewerView {
+    pub username: String,
+    pub display: String,
+    pub initials: String,
+    pub role_hint: &'static str,
+}
+
+#[derive(Debug)]
+pub(crate) struct NavItem {
+    pub id: &'static str,
+    pub href: &'static str,
+    pub label: &'static str,
+    pub icon: &'static str,
+    pub section: &'static str,
+    pub section_start: bool,
+}
+
+impl NavItem {
+    fn new(
+        id: &'static str,
+        href: &'static str,
+        label: &'static str,
+        icon: &'static str,
+        section: Option<&'static str>,
+    ) -> Self {
+        Self {
+            id,
+            href,
+            label,
+            icon,
+            section: section.unwrap_or_default(),
+            section_start: section.is_some(),
+        }
+    }
+}
+
+/// A message at the top of the page.
+#[derive(Debug)]
+pub(crate) struct Notice {
+    /// `success`, `error`, `info` or `warning` (a CSS class suffix).
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Notice {
+    pub fn icon(&self) -> &'static str {
+        match self.kind {
+            "success" => icons::SUCCESS,
+            "error" | "warning" => icons::ALERT,
+            _ => icons::INFO,
+        }
+    }
+}
+
+/// A partition as the templates draw it. Its colour is a validated `#rrggbb` and its initial an
+/// ASCII letter or digit, so the SVG snippets below cannot carry markup.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionView {
+    pub id: String,
+    pub name: String,
+    pub colour: String,
+    /// `admin`, `user`, `readonly` or `none` (also a CSS class suffix).
+    pub role: &'static str,
+    pub role_label: String,
+}
+
+impl PartitionView {
+    fn new(info: &PartitionInfo, principal: &Principal) -> Self {
+        Self {
+            id: info.id.as_str().to_owned(),
+            name: info.name.clone(),
+            colour: info.colour.as_str().to_owned(),
+            role: principal
+                .role_on(&info.id)
+                .map_or("none", |role| role.as_str()),
+            role_label: role_label(principal, &info.id),
+        }
+    }
+
+    fn initial(&self) -> char {
+        self.name
+            .chars()
+            .find(char::is_ascii_alphanumeric)
+            .map_or('?', |c| c.to_ascii_uppercase())
+    }
+
+    /// A round colour dot.
+    pub fn swatch(&self, size: u32) -> String {
+        let r = size / 2;
+        format!(
+            "<svg class=\"swatch\" width=\"{size}\" height=\"{size}\" viewBox=\"0 0 {size} {size}\" aria-hidden=\"true\" focusable=\"false\"><circle cx=\"{r}\" cy=\"{r}\" r=\"{r}\" fill=\"{}\"/></svg>",
+            self.colour
+        )
+    }
+
+    /// A rounded square in the partition's colour with its initial.
+    pub fn avatar(&self, size: u32) -> String {
+        let font = size / 2;
+        format!(
+            "<svg class=\"partition-avatar\" width=\"{size}\" height=\"{size}\" viewBox=\"0 0 {size} {size}\" aria-hidden=\"true\" focusable=\"false\"><rect width=\"{size}\" height=\"{size}\" rx=\"8\" fill=\"{colour}\"/><text x=\"50%\" y=\"50%\" dy=\"0.35em\" text-anchor=\"middle\" fill=\"#ffffff\" font-size=\"{font}\" font-weight=\"700\" font-family=\"system-ui, sans-serif\">{initial}</text></svg>",
+            colour = self.colour,
+            initial = self.initial()
+        )
+    }
+
+    /// A thin bar in the partition's colour (top of the sidebar card).
+    pub fn strip(&self) -> String {
+        format!(
+            "<svg class=\"partition-strip\" viewBox=\"0 0 100 4\" preserveAspectRatio=\"none\" aria-hidden=\"true\" focusable=\"false\" data-colour=\"{c}\"><rect width=\"100\" height=\"4\" fill=\"{c}\"/></svg>",
+            c = self.colour
+        )
+    }
+}
+
+fn role_label(principal: &Principal, tenant: &TenantId) -> String {
+    match principal.role_on(tenant) {
+        Some(role) if principal.platform_role() == Some(role) => format!("{role} · all partitions"),
+        Some(role) => role.as_str().to_owned(),
+        None => "no role".to_owned(),
+    }
+}
+
+/// Up to two initials of a name, for avatars.
+pub(crate) fn initials(name: &str) -> String {
+    let mut parts = name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|part| !part.is_empty());
+    let first = parts.next().and_then(|part| part.chars().next());
+    let second = parts.next().and_then(|part| part.chars().next());
+    let mut out: String = first.into_iter().chain(second).collect();
+    if out.is_empty() {
+        out.push('?');
+    }
+    out.to_uppercase()
+}
+
+/// Fixed messages selected by `?done=<code>` after a redirect; never text from the URL itself.
+fn notices_from_query(req: &Request) -> Vec<Notice> {
+    let Some(code) = query_param(req, "done") else {
+        return Vec::new();
+    };
+    let message = match code.as_str() {
+        "setup" => {
+            "keymanager is set up and you are signed in as its first administrator. Protect your account with two-step verification now."
+        }
+        "totp_removed" => "Two-step verification is off.",
+        "user_created" => "User created.",
+        "role_changed" => {
+            "Role changed. The user's sessions were ended so the new role applies at their next sign-in."
+        }
+        "user_disabled" => "User disabled and signed out.",
+        "user_enabled" => "User enabled.",
+        "user_deleted" => "User deleted.",
+        "settings_saved" => "Settings saved. They apply on every replica within seconds.",
+        "partition" => "Switched partition.",
+        _ => return Vec::new(),
+    };
+    vec![Notice {
+        kind: "success",
+        message: message.to_owned(),
+    }]
+}
+
+/// One query parameter (first occurrence), percent-decoded.
+pub(crate) fn query_param(req: &Request, name: &str) -> Option<String> {
+    let query = req.uri().query()?;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| percent_decode(value))
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        match byte {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(index + 1..index + 3)
+                    .and_then(|pair| std::str::from_utf8(pair).ok())
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+                match hex {
+                    Some(decoded) => {
+                        out.push(decoded);
+                        index += 2;
+                    }
+                    None => out.push(byte),
+                }
+            }
+            other => out.push(other),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The session cookie of the request, if any.
+pub(crate) fn session_token(req: &Request) -> Option<SecretText> {
+    http::cookie(req, SESSION_COOKIE)
+        .filter(|token| token.len() <= 256)
+        .map(SecretText::new)
+}
+
+/// Authenticates the request's session. Anonymous or ended sessions are sent to the sign-in page
+/// (the ended cookie removed); sessions that owe a second factor or a password change are sent
+/// to where they can settle it, unless the page itself is that place (`need`).
+pub(crate) async fn viewer(
+    console: &Console,
+    req: &Request,
+    need: Need,
+) -> Result<Viewer, Response> {
+    let Some(token) = session_token(req) else {
+        return Err(http::redirect("/login", &[]));
+    };
+    let caller = match console.app.authenticate(None, Some(token)).await {
+        Ok(Some(caller)) => caller,
+        Ok(None) => return Err(http::redirect("/login", &[])),
+        Err(AppError::Unauthenticated { ended }) => {
+            let location = match ended {
+                Some(end) => format!("/login?ended={}", end.code()),
+                None => "/login".to_owned(),
+            };
+            return Err(http::redirect(
+                &location,
+                &[http::clear_cookie(SESSION_COOKIE, "/")],
+            ));
+        }
+        Err(error) => {
+            return Err(errors::anonymous_error(&error, &http::request_id(req)));
+        }
+    };
+    if let Some(session) = caller.session() {
+        let due = matches!(
+            session.second_factor,
+            SecondFactorState::ReverificationDue { .. }
+        );
+        let enrol = session.second_factor == SecondFactorState::EnrolmentRequired;
+        if need != Need::Open && due {
+            return Err(http::redirect("/login/second-factor", &[]));
+        }
+        if need == Need::Full && enrol {
+            return Err(http::redirect("/account/totp", &[]));
+        }
+        if need == Need::Full && session.must_change_password {
+            return Err(http::redirect("/account#password", &[]));
+        }
+    }
+    let csrf = console.app.csrf_token(&caller).unwrap_or_default();
+    // For the user chip only; a failure here is not worth refusing the page.
+    let display_name = match console.app.me(&caller, &http::request_id(req)).await {
+        Ok(me) => me
+            .account
+            .and_then(|account| account.display_name)
+            .filter(|name| !name.trim().is_empty()),
+        Err(_) => None,
+    };
+    let partitions = console.partitions.visible_to(caller.principal()).await;
+    let wanted = http::cookie(req, PARTITION_COOKIE);
+    let current = wanted
+        .and_then(|id| partitions.iter().find(|p| p.id.as_str() == id).cloned())
+        .or_else(|| partitions.first().cloned());
+    Ok(Viewer {
+        caller,
+        display_name,
+        csrf,
+        partitions,
+        current,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initials_take_two_words() {
+        assert_eq!(initials("alice"), "A");
+        assert_eq!(initials("alice.smith"), "AS");
+        assert_eq!(initials("--"), "?");
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        let req = Request::builder()
+            .uri_str("/users?q=a%20b+c&role=admin")
+            .finish();
+        assert_eq!(query_param(&req, "q").as_deref(), Some("a b c"));
+        assert_eq!(query_param(&req, "role").as_deref(), Some("admin"));
+        assert_eq!(query_param(&req, "x"), None);
+    }
+}

@@ -1,0 +1,138 @@
+// keymanager console behaviour: progressive enhancement only. Every page works without this file
+// (forms post, filters have a server-side fallback); it adds the theme toggle, instant table
+// filters, confirmation dialogs for destructive actions and copy buttons.
+
+const root = document.documentElement;
+
+function currentTheme() {
+  const explicit = root.getAttribute("data-theme");
+  if (explicit === "light" || explicit === "dark") return explicit;
+  return window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+}
+
+function initThemeToggle() {
+  for (const button of document.querySelectorAll("[data-theme-toggle]")) {
+    const sync = () => {
+      const theme = currentTheme();
+      button.setAttribute("aria-pressed", theme === "dark" ? "true" : "false");
+      button.setAttribute("title", theme === "dark" ? "Switch to light theme" : "Switch to dark theme");
+    };
+    sync();
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      const next = currentTheme() === "dark" ? "light" : "dark";
+      root.setAttribute("data-theme", next);
+      try { window.localStorage.setItem("km-theme", next); } catch (_) { /* ignore */ }
+      sync();
+    });
+  }
+}
+
+// <input data-filter-table="ID"> and <select data-filter-table="ID" data-filter-column="role">
+// filter the rows of table#ID. Text inputs match the row's text; selects match the row's
+// data-<column> attribute. An empty-state row (data-filter-empty) shows when nothing matches.
+function initTableFilters() {
+  const tables = new Set();
+  for (const control of document.querySelectorAll("[data-filter-table]")) {
+    tables.add(control.getAttribute("data-filter-table"));
+  }
+  for (const id of tables) {
+    const table = document.getElementById(id);
+    if (!table) continue;
+    const controls = document.querySelectorAll(`[data-filter-table="${id}"]`);
+    const rows = Array.from(table.querySelectorAll("tbody tr[data-row]"));
+    const empty = table.querySelector("tbody tr[data-filter-empty]");
+    const counter = document.querySelector(`[data-filter-count="${id}"]`);
+    const apply = () => {
+      let shown = 0;
+      for (const row of rows) {
+        let visible = true;
+        for (const control of controls) {
+          const value = control.value.trim().toLowerCase();
+          if (!value) continue;
+          const column = control.getAttribute("data-filter-column");
+          if (column) {
+            if ((row.getAttribute(`data-${column}`) || "").toLowerCase() !== value) visible = false;
+          } else if (!row.textContent.toLowerCase().includes(value)) {
+            visible = false;
+          }
+        }
+        row.hidden = !visible;
+        if (visible) shown += 1;
+      }
+      if (empty) empty.hidden = shown !== 0;
+      if (counter) counter.textContent = `${shown} of ${rows.length}`;
+    };
+    for (const control of controls) {
+      control.addEventListener("input", apply);
+      control.addEventListener("change", apply);
+      // The server-side fallback submits the filter form; with JS the filter is instant.
+      control.form?.addEventListener("submit", (event) => { event.preventDefault(); apply(); });
+    }
+    apply();
+  }
+}
+
+// <form data-confirm="Delete alice?" data-confirm-detail="..." data-confirm-action="Delete">
+// asks in an accessible <dialog> before submitting.
+function initConfirmations() {
+  const dialog = document.getElementById("confirm-dialog");
+  if (!dialog || typeof dialog.showModal !== "function") return;
+  const title = dialog.querySelector("[data-confirm-title]");
+  const detail = dialog.querySelector("[data-confirm-detail]");
+  const ok = dialog.querySelector("[data-confirm-ok]");
+  const cancel = dialog.querySelector("[data-confirm-cancel]");
+  let pending = null;
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (form.dataset.confirmed === "yes") return;
+      event.preventDefault();
+      pending = { form, submitter: event.submitter };
+      title.textContent = form.getAttribute("data-confirm");
+      detail.textContent = form.getAttribute("data-confirm-detail") || "This cannot be undone.";
+      ok.textContent = form.getAttribute("data-confirm-action") || "Confirm";
+      dialog.showModal();
+      cancel.focus();
+    });
+  }
+  cancel.addEventListener("click", () => { pending = null; dialog.close(); });
+  ok.addEventListener("click", () => {
+    dialog.close();
+    if (!pending) return;
+    pending.form.dataset.confirmed = "yes";
+    pending.form.requestSubmit(pending.submitter || undefined);
+    pending = null;
+  });
+}
+
+// <button data-copy="#selector"> copies the target's text.
+function initCopyButtons() {
+  for (const button of document.querySelectorAll("[data-copy]")) {
+    const target = document.querySelector(button.getAttribute("data-copy"));
+    if (!target || !navigator.clipboard) continue;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(target.textContent.trim());
+        const label = button.getAttribute("data-copy-label") || button.textContent;
+        button.setAttribute("data-copy-label", label);
+        button.textContent = "Copied";
+        setTimeout(() => { button.textContent = label; }, 1500);
+      } catch (_) { /* clipboard refused: the text stays selectable */ }
+    });
+  }
+}
+
+// Inputs with data-autosubmit submit their form on change (the partition switcher's <select>
+// for example), keeping an explicit submit button for keyboard users without JS.
+function initAutoSubmit() {
+  for (const input of document.querySelectorAll("[data-autosubmit]")) {
+    input.addEventListener("change", () => input.form?.requestSubmit());
+  }
+}
+
+initThemeToggle();
+initTableFilters();
+initConfirmations();
+initCopyButtons();
+initAutoSubmit();

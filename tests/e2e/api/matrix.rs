@@ -1,0 +1,450 @@
+//! The authorization matrix: every operation of the OpenAPI document × {anonymous, readonly, user,
+//! admin, operator} × {own tenant, other tenant} → the expected HTTP status, executed over HTTP.
+//!
+//! The operations are read from `km_api::openapi_json()`: an operation without a row here (a new
+//! endpoint) fails the test, and so does a row for an operation that no longer exists. Method and
+//! path come from the document too, so a row cannot silently test another endpoint. Every
+//! refusal (403/404) must be in the audit log under the request id of its request.
+//!
+//! Callers: `rob` readonly, `uma` user, `ann` admin — all on tenant `acme` (the "own" tenant) —
+//! and `opa`, admin on `*` (a platform operator). "Other tenant" is `globex`, where none of the
+//! tenant users has a role. Operations that end the caller's sessions (logout, sign-out
+//! everywhere, password change) or need a fresh TOTP enrolment run with a fresh caller of the same
+//! role; operations that consume something (delete, revoke) get a fresh target per cell.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use km_core::Clock;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{ApiWorld, Auth, PASSWORD, ROOT_PASSWORD, seed_of, totp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    Readonly,
+    User,
+    Admin,
+    Operator,
+}
+
+const WHO: [Who; 5] = [
+    Who::Anonymous,
+    Who::Readonly,
+    Who::User,
+    Who::Admin,
+    Who::Operator,
+];
+
+impl Who {
+    /// (tenant or `*`, role) of users playing this part.
+    fn binding(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Who::Anonymous => None,
+            Who::Readonly => Some(("acme", "readonly")),
+            Who::User => Some(("acme", "user")),
+            Who::Admin => Some(("acme", "admin")),
+            Who::Operator => Some(("*", "admin")),
+        }
+    }
+}
+
+/// Expected statuses, in the order of [`WHO`], on the own tenant (`acme`) and on another one.
+struct Row {
+    op: &'static str,
+    own: [u16; 5],
+    other: [u16; 5],
+}
+
+/// Same answer regardless of tenant (account, platform and anonymous operations).
+const fn any(op: &'static str, statuses: [u16; 5]) -> Row {
+    Row {
+        op,
+        own: statuses,
+        other: statuses,
+    }
+}
+
+const fn tenant(op: &'static str, own: [u16; 5], other: [u16; 5]) -> Row {
+    Row { op, own, other }
+}
+
+/// anonymous, readonly, user, admin, operator
+const ROWS: &[Row] = &[
+    // --- anonymous operations ---
+    any("get_setup_status", [200, 200, 200, 200, 200]),
+    any("complete_setup", [409, 409, 409, 409, 409]),
+    any("login", [200, 200, 200, 200, 200]),
+    any("login_second_factor", [401, 401, 401, 401, 401]),
+    // --- session and own account: any authenticated person ---
+    any("reverify_second_factor", [401, 409, 409, 409, 409]),
+    any("logout", [401, 204, 204, 204, 204]),
+    any("sign_out_everywhere", [401, 204, 204, 204, 204]),
+    any("get_account", [401, 200, 200, 200, 200]),
+    any("change_own_password", [401, 204, 204, 204, 204]),
+    any("begin_totp_enrolment", [401, 201, 201, 201, 201]),
+    any("confirm_totp_enrolment", [401, 200, 200, 200, 200]),
+    any("remove_own_totp", [401, 204, 204, 204, 204]),
+    any("regenerate_recovery_codes", [401, 409, 409, 409, 409]),
+    any("list_own_api_tokens", [401, 200, 200, 200, 200]),
+    // A token on the other tenant exceeds what tenant users hold there.
+    tenant(
+        "create_api_token",
+        [401, 201, 201, 201, 201],
+        [401, 403, 403, 403, 201],
+    ),
+    any("revoke_own_api_token", [401, 204, 204, 204, 204]),
+    // --- users of a tenant: tenant admins; nobody sees another tenant ---
+    tenant(
+        "list_tenant_users",
+        [401, 403, 403, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "create_tenant_user",
+        [401, 403, 403, 201, 201],
+        [401, 404, 404, 404, 201],
+    ),
+    tenant(
+        "get_tenant_user",
+        [401, 403, 403, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "set_tenant_role",
+        [401, 403, 403, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    // --- platform administration: platform admins only ---
+    any("list_all_users", [401, 403, 403, 403, 200]),
+    any("create_platform_user", [401, 403, 403, 403, 201]),
+    any("get_any_user", [401, 403, 403, 403, 200]),
+    any("update_user", [401, 403, 403, 403, 200]),
+    any("delete_user", [401, 403, 403, 403, 204]),
+    any("unlock_user", [401, 403, 403, 403, 204]),
+    any("reset_user_password", [401, 403, 403, 403, 204]),
+    any("reset_user_second_factor", [401, 403, 403, 403, 204]),
+    any("set_platform_role", [401, 403, 403, 403, 200]),
+    any("list_all_api_tokens", [401, 403, 403, 403, 200]),
+    any("revoke_api_token", [401, 403, 403, 403, 204]),
+    // --- runtime settings: platform readonly reads, platform admin writes ---
+    any("get_settings", [401, 403, 403, 403, 200]),
+    any("update_settings", [401, 403, 403, 403, 200]),
+    // --- audit: a tenant's events for anyone on it; the whole log for operators ---
+    tenant(
+        "list_tenant_audit_events",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    any("list_audit_events", [401, 403, 403, 403, 200]),
+    any("verify_audit", [401, 403, 403, 403, 200]),
+];
+
+/// `operationId` → (method, path template) from the document.
+fn operations() -> BTreeMap<String, (Method, String)> {
+    let doc: Value = serde_json::from_str(&km_api::openapi_json()).unwrap();
+    let mut out = BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap().to_owned();
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            assert!(
+                out.insert(id.clone(), (method, path.clone())).is_none(),
+                "duplicate {id}"
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn every_operation_of_the_document_has_a_row() {
+    let documented: BTreeSet<String> = operations().into_keys().collect();
+    let rows: BTreeSet<String> = ROWS.iter().map(|row| row.op.to_owned()).collect();
+    let missing: Vec<&String> = documented.difference(&rows).collect();
+    let stale: Vec<&String> = rows.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "operations without a row in the authorization matrix: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "rows for operations that do not exist: {stale:?}"
+    );
+    assert_eq!(rows.len(), ROWS.len(), "an operation has two rows");
+}
+
+struct Matrix {
+    world: ApiWorld,
+    root: Auth,
+    callers: BTreeMap<&'static str, Auth>,
+    fresh: u32,
+}
+
+impl Matrix {
+    async fn new() -> Self {
+        let world = ApiWorld::start().await;
+        world.set_up().await;
+        let root = world.login("root", ROOT_PASSWORD).await;
+        for (name, tenant, role) in [
+            ("rob", "acme", "readonly"),
+            ("uma", "acme", "user"),
+            ("ann", "acme", "admin"),
+            ("opa", "*", "admin"),
+            ("pawn", "acme", "readonly"),
+            ("both", "acme", "user"),
+            ("prober", "acme", "readonly"),
+        ] {
+            world.create_user(&root, tenant, name, role).await;
+        }
+        let both = world
+            .call(
+                Method::PUT,
+                "/api/v1/tenants/globex/users/both/role",
+                &root,
+                Some(json!({"role": "user"})),
+            )
+            .await;
+        assert_eq!(both.status, StatusCode::OK, "{}", both.text);
+        let mut callers = BTreeMap::new();
+        for name in ["rob", "uma", "ann", "opa"] {
+            callers.insert(name, world.login(name, PASSWORD).await);
+        }
+        Self {
+            world,
+            root,
+            callers,
+            fresh: 0,
+        }
+    }
+
+    fn caller(&self, who: Who) -> Auth {
+        match who {
+            Who::Anonymous => Auth::Anonymous,
+            Who::Readonly => self.callers["rob"].clone(),
+            Who::User => self.callers["uma"].clone(),
+            Who::Admin => self.callers["ann"].clone(),
+            Who::Operator => self.callers["opa"].clone(),
+        }
+    }
+
+    /// A new user playing `who`, signed in.
+    async fn fresh_caller(&mut self, who: Who) -> Auth {
+        let Some((tenant, role)) = who.binding() else {
+            return Auth::Anonymous;
+        };
+        self.fresh += 1;
+        let name = format!("fresh{}", self.fresh);
+        self.world
+            .create_user(&self.root, tenant, &name, role)
+            .await;
+        self.world.login(&name, PASSWORD).await
+    }
+
+    /// A new user for `who` to act on.
+    async fn victim(&mut self) -> String {
+        self.fresh += 1;
+        let name = format!("victim{}", self.fresh);
+        self.world
+            .create_user(&self.root, "acme", &name, "readonly")
+            .await;
+        name
+    }
+
+    /// An API token of `owner` (or of root), returns its id.
+    async fn token_of(&self, owner: &Auth, scope: &str) -> String {
+        let created = self
+            .world
+            .call(Method::POST, "/api/v1/account/api-tokens", owner,
+                Some(json!({"name": "m", "scope": scope, "role": "readonly", "expires_in_secs": 600})))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        created.body["info"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The caller, path parameters and body of one cell.
+    async fn prepare(
+        &mut self,
+        op: &str,
+        who: Who,
+        tenant: &str,
+        cell: u32,
+    ) -> (Auth, BTreeMap<&'static str, String>, Option<Value>) {
+        let mut params = BTreeMap::from([
+            ("tenant", tenant.to_owned()),
+            ("username", "pawn".to_owned()),
+        ]);
+        let mut caller = self.caller(who);
+        let body = match op {
+            "complete_setup" => {
+                Some(json!({"setup_token": "x", "username": "late", "password": PASSWORD}))
+            }
+            "login" => Some(json!({"username": "prober", "password": PASSWORD})),
+            "login_second_factor" => {
+                Some(json!({"pending_token": "not-a-pending-sign-in", "code": "123456"}))
+            }
+            "reverify_second_factor" => Some(json!({"code": "123456"})),
+            "logout" | "sign_out_everywhere" => {
+                caller = self.fresh_caller(who).await;
+                None
+            }
+            "change_own_password" => {
+                caller = self.fresh_caller(who).await;
+                Some(
+                    json!({"current_password": PASSWORD, "new_password": "granite orchard falcon three"}),
+                )
+            }
+            "confirm_totp_enrolment" => {
+                caller = self.fresh_caller(who).await;
+                let mut code = "000000".to_owned();
+                if who != Who::Anonymous {
+                    let enrolment = self
+                        .world
+                        .call(
+                            Method::POST,
+                            "/api/v1/account/totp/enrolment",
+                            &caller,
+                            None,
+                        )
+                        .await;
+                    assert_eq!(enrolment.status, StatusCode::CREATED, "{}", enrolment.text);
+                    code = totp(&seed_of(&enrolment.body), self.world.clock.now());
+                }
+                Some(json!({"code": code}))
+            }
+            "remove_own_totp" | "regenerate_recovery_codes" => Some(json!({"password": PASSWORD})),
+            "create_api_token" => {
+                let scope = if tenant == "acme" { "acme" } else { "globex" };
+                Some(
+                    json!({"name": format!("t{cell}"), "scope": scope, "role": "readonly", "expires_in_secs": 600}),
+                )
+            }
+            "revoke_own_api_token" => {
+                let id = if who == Who::Anonymous {
+                    "0".repeat(24)
+                } else {
+                    let scope = if who == Who::Operator { "*" } else { "acme" };
+                    self.token_of(&caller, scope).await
+                };
+                params.insert("id", id);
+                None
+            }
+            "revoke_api_token" => {
+                let id = self.token_of(&self.root.clone(), "*").await;
+                params.insert("id", id);
+                None
+            }
+            "create_tenant_user" | "create_platform_user" => Some(
+                json!({"username": format!("new{cell}"), "password": PASSWORD, "role": "readonly"}),
+            ),
+            "get_tenant_user" => {
+                params.insert("username", "both".to_owned());
+                None
+            }
+            "delete_user" => {
+                params.insert("username", self.victim().await);
+                None
+            }
+            "set_tenant_role" => Some(json!({"role": "readonly"})),
+            "set_platform_role" => Some(json!({"role": null})),
+            "update_user" => Some(json!({"display_name": "Pawn"})),
+            "reset_user_password" => Some(json!({"new_password": "granite orchard falcon three"})),
+            "update_settings" => Some(json!({"second_factor": "optional", "reverify_hours": 12,
+                "session_idle_minutes": 30, "session_absolute_hours": 12,
+                "lockout_threshold": 5, "lockout_minutes": 15})),
+            _ => None,
+        };
+        (caller, params, body)
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_by_every_role_on_own_and_other_tenant() {
+    let operations = operations();
+    let mut matrix = Matrix::new().await;
+    let mut mismatches = Vec::new();
+    let mut refusals = Vec::new();
+    let mut cell = 0u32;
+    for row in ROWS {
+        let (method, template) = operations
+            .get(row.op)
+            .unwrap_or_else(|| panic!("{} is not in the document", row.op))
+            .clone();
+        for (side, tenant, expected) in [("own", "acme", row.own), ("other", "globex", row.other)] {
+            for (who, expected) in WHO.into_iter().zip(expected) {
+                cell += 1;
+                let (caller, params, body) = matrix.prepare(row.op, who, tenant, cell).await;
+                let mut path = format!("/api/v1{template}");
+                for (name, value) in &params {
+                    path = path.replace(&format!("{{{name}}}"), value);
+                }
+                let rid = format!("matrix-{cell}");
+                let answer = matrix
+                    .world
+                    .send(
+                        method.clone(),
+                        &path,
+                        &caller,
+                        body.map(|b| b.to_string()),
+                        Some(&rid),
+                    )
+                    .await;
+                assert_eq!(answer.header("x-request-id"), rid);
+                if answer.status.as_u16() != expected {
+                    mismatches.push(format!(
+                        "{} {method} {path} as {who:?} ({side} tenant): expected {expected}, got {} {}",
+                        row.op, answer.status, answer.text
+                    ));
+                } else if matches!(expected, 403 | 404) {
+                    refusals.push((rid.clone(), row.op));
+                }
+                if answer.status.is_client_error() || answer.status.is_server_error() {
+                    assert!(
+                        answer
+                            .header("content-type")
+                            .starts_with("application/problem+json"),
+                        "{} {path}: {}",
+                        row.op,
+                        answer.text
+                    );
+                    assert_eq!(answer.body["request_id"], rid);
+                }
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} cells differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+
+    // Every refusal is in the audit log: `denied` from authorize (a token beyond the creator's
+    // own role is refused by the service after admission: `failed`).
+    let events = matrix
+        .world
+        .app
+        .audit_log()
+        .read(1..=u64::MAX)
+        .await
+        .unwrap();
+    for (rid, op) in &refusals {
+        let outcome = if *op == "create_api_token" {
+            "failed"
+        } else {
+            "denied"
+        };
+        assert!(
+            events
+                .iter()
+                .any(|e| e.request_id == *rid && e.outcome.as_str() == outcome),
+            "refusal {rid} ({op}) has no `{outcome}` audit event"
+        );
+    }
+    assert!(
+        refusals.len() > 60,
+        "only {} refusals checked",
+        refusals.len()
+    );
+}
