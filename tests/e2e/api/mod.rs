@@ -8,6 +8,7 @@
 
 mod bad_input;
 mod drift;
+mod fail_closed;
 mod flow;
 mod matrix;
 
