@@ -27,18 +27,21 @@ const FORMAT_PREFIX: &str = "bcrypt-sha256$v1$";
 pub struct BcryptConfig {
     /// bcrypt cost (log2 rounds): 12 in production (DESIGN §4.4); tests use 4.
     pub cost: u32,
-    /// Hashes computed at the same time.
+    /// Hashes computed at the same time. The default leaves one core for everything else, so a
+    /// login burst cannot take the CPU from API requests (P6).
     pub max_concurrent: usize,
-    /// Longest wait for a slot before answering "busy".
+    /// Longest wait for a slot before answering "busy"; long enough for a burst of 50 logins to
+    /// drain through one slot at cost 12.
     pub queue_timeout: Duration,
 }
 
 impl Default for BcryptConfig {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             cost: 12,
-            max_concurrent: 2,
-            queue_timeout: Duration::from_secs(10),
+            max_concurrent: cores.saturating_sub(1).max(1),
+            queue_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -264,7 +264,7 @@ impl Ctx {
         &self,
         username: &PrincipalId,
     ) -> Result<Option<Versioned<UserRecord>>, IdentityError> {
-        Ok(self.0.store.get(USER, username.as_str()).await?)
+        self.get_plain(USER, username.as_str()).await
     }
 
     pub(crate) async fn require_user(
@@ -414,12 +414,19 @@ impl Ctx {
         Ok(admins)
     }
 
-    pub(crate) async fn get_plain<T: DeserializeOwned>(
+    /// Reads a plain record through the store's decoded cache (session checks read the session
+    /// and user records on every request).
+    pub(crate) async fn get_plain<T: DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         kind: &str,
         id: &str,
     ) -> Result<Option<Versioned<T>>, IdentityError> {
-        Ok(self.0.store.get(kind, id).await?)
+        Ok(self
+            .0
+            .store
+            .get_shared(kind, id)
+            .await?
+            .map(|record| (*record).clone()))
     }
 
     pub(crate) async fn delete_quietly(&self, kind: &str, id: &str, revision: u64) {

@@ -1,10 +1,13 @@
 //! The read cache: raw stored bytes per data object, fresh for a short TTL measured on the
-//! [`Clock`](crate::Clock) port.
+//! [`Clock`](crate::Clock) port, plus — for plain records read through
+//! [`StateStore::get_shared`](crate::StateStore::get_shared) — the record decoded from exactly
+//! those bytes, so hot paths (every session check) do not parse JSON on every request.
 //!
-//! It holds exactly what the HSM holds — sealed bodies stay sealed, so no plaintext secret sits in
-//! it. Own writes replace their entry with the read-back bytes; other replicas' writes become
+//! It holds exactly what the HSM holds — sealed bodies stay sealed and are never kept decoded, so
+//! no plaintext secret sits in it. Own writes replace their entry with the read-back bytes; other replicas' writes become
 //! visible when the entry expires, which bounds how long replicas can disagree.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -13,12 +16,29 @@ use crate::{DataObjectName, Timestamp};
 /// Entries beyond which expired ones are dropped (and, if that is not enough, all of them).
 const MAX_ENTRIES: usize = 10_000;
 
-/// A stored value (`None` = known to be absent) and when it was fetched.
+/// A stored value (`None` = known to be absent), when it was fetched, and what was decoded from it.
 #[derive(Debug, Clone)]
 struct Entry {
     fetched_at: Timestamp,
     value: Option<Arc<[u8]>>,
+    decoded: Option<Decoded>,
 }
+
+/// A record decoded from an entry's bytes, with the type it was decoded as.
+#[derive(Clone)]
+struct Decoded {
+    type_id: TypeId,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoded").finish_non_exhaustive()
+    }
+}
+
+/// A fresh entry: its bytes, and the record decoded from them as the asked type, if known.
+pub(crate) type CachedWithDecoded<T> = Option<(Option<Arc<[u8]>>, Option<Arc<T>>)>;
 
 #[derive(Debug)]
 pub(crate) struct ReadCache {
@@ -71,8 +91,47 @@ impl ReadCache {
             Entry {
                 fetched_at: now,
                 value: value.map(Arc::from),
+                decoded: None,
             },
         );
+    }
+
+    /// Like [`ReadCache::get`], plus the record already decoded from those bytes as `T`.
+    pub(crate) fn get_with_decoded<T: Any + Send + Sync>(
+        &self,
+        name: &DataObjectName,
+        now: Timestamp,
+    ) -> CachedWithDecoded<T> {
+        let entries = self.lock();
+        let entry = entries.get(name).filter(|entry| self.fresh(entry, now))?;
+        let decoded = entry
+            .decoded
+            .as_ref()
+            .filter(|decoded| decoded.type_id == TypeId::of::<T>())
+            .and_then(|decoded| decoded.value.clone().downcast::<T>().ok());
+        Some((entry.value.clone(), decoded))
+    }
+
+    /// Keeps `decoded` beside the entry — only if the entry still holds exactly `raw` (the same
+    /// allocation), so a decoded record can never outlive or disagree with its bytes.
+    pub(crate) fn remember_decoded<T: Any + Send + Sync>(
+        &self,
+        name: &DataObjectName,
+        raw: &Arc<[u8]>,
+        decoded: Arc<T>,
+    ) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(name)
+            && entry
+                .value
+                .as_ref()
+                .is_some_and(|value| Arc::ptr_eq(value, raw))
+        {
+            entry.decoded = Some(Decoded {
+                type_id: TypeId::of::<T>(),
+                value: decoded,
+            });
+        }
     }
 
     pub(crate) fn invalidate(&self, name: &DataObjectName) {
@@ -112,6 +171,48 @@ mod tests {
             "expired at fetched_at + ttl"
         );
         assert_eq!(cache.get(&name("a"), 99), None, "clock moved backwards");
+    }
+
+    #[test]
+    fn decoded_records_follow_their_bytes() {
+        let cache = ReadCache::new(5);
+        cache.put(&name("a"), Some(b"1"), 0);
+        let (raw, decoded) = cache.get_with_decoded::<u32>(&name("a"), 0).unwrap();
+        assert!(decoded.is_none());
+        let raw = raw.unwrap();
+        cache.remember_decoded(&name("a"), &raw, Arc::new(1u32));
+        let (_, decoded) = cache.get_with_decoded::<u32>(&name("a"), 1).unwrap();
+        assert_eq!(decoded.as_deref(), Some(&1));
+        assert!(
+            cache
+                .get_with_decoded::<String>(&name("a"), 1)
+                .unwrap()
+                .1
+                .is_none(),
+            "another type never sees it"
+        );
+        cache.put(&name("a"), Some(b"2"), 2);
+        assert!(
+            cache
+                .get_with_decoded::<u32>(&name("a"), 2)
+                .unwrap()
+                .1
+                .is_none(),
+            "new bytes"
+        );
+        cache.remember_decoded(&name("a"), &raw, Arc::new(1u32));
+        assert!(
+            cache
+                .get_with_decoded::<u32>(&name("a"), 2)
+                .unwrap()
+                .1
+                .is_none(),
+            "stale bytes are not attached to the new entry"
+        );
+        assert!(
+            cache.get_with_decoded::<u32>(&name("a"), 7).is_none(),
+            "expired"
+        );
     }
 
     #[test]

@@ -300,6 +300,42 @@ impl StateStore {
         }
     }
 
+    /// Like [`StateStore::get`] for hot paths (every session check): a cache hit returns the
+    /// record decoded from the same bytes earlier, without parsing them again. Sealed records are
+    /// opened on every read and never kept decoded, so no plaintext is cached.
+    pub async fn get_shared<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<Arc<Versioned<T>>>, StoreError> {
+        let key =
+            RecordKey::new(kind, id).map_err(|reason| StoreError::invalid(kind, id, reason))?;
+        let name = key.object_name();
+        let now = self.inner.clock.now();
+        let cache = &self.inner.cache;
+        let (raw, cached) = match cache.get_with_decoded::<Versioned<T>>(&name, now) {
+            Some((_, Some(hit))) => return Ok(Some(hit)),
+            Some((raw, None)) => (raw, true),
+            None => {
+                let fresh = self.inner.read_fresh(&name).await?;
+                match cache.get_with_decoded::<Versioned<T>>(&name, now) {
+                    Some((raw, _)) => (raw, true),
+                    None => (fresh.map(Arc::from), false),
+                }
+            }
+        };
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let envelope = self.inner.parse(&key, &raw)?;
+        let sealed = envelope.sealed;
+        let record = Arc::new(self.inner.open::<T>(&key, envelope).await?);
+        if cached && !sealed {
+            cache.remember_decoded(&name, &raw, record.clone());
+        }
+        Ok(Some(record))
+    }
+
     /// Like [`StateStore::get`], but a missing record is [`StoreError::NotFound`].
     pub async fn require<T: DeserializeOwned>(
         &self,
