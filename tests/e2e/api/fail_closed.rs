@@ -3,90 +3,21 @@
 //! with 503 `audit_unavailable` and changes nothing; once the fault is cleared, the same request
 //! goes through, audited.
 
-use std::sync::Arc;
-
-use km_auth::{BcryptConfig, identity_ports};
-use km_core::identity::SetupStart;
-use km_core::{
-    App, AppParts, AuditConfig, AuditLog, Clock, Identity, IdentityConfig, ManualClock, NoSink,
-    StateStore, StateStoreConfig,
-};
-use km_hsm_tsb::TsbHsm;
-use km_testkit::EmulatorFixture;
+use km_core::IdentityConfig;
 use km_tsb::TsbClient;
 use km_tsb_emulator::EmulatorConfig;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{Answer, ApiWorld, PASSWORD, ROOT_PASSWORD, START, Verifier};
+use super::{Answer, ApiWorld, PASSWORD, ROOT_PASSWORD};
 
 /// [`ApiWorld::start`], but over an emulator with its fault-injection admin API.
 async fn world_with_faults() -> ApiWorld {
-    let fixture = EmulatorFixture::start(EmulatorConfig {
+    let emulator = EmulatorConfig {
         admin_api: true,
         ..EmulatorConfig::default()
-    })
-    .await
-    .unwrap();
-    let clock = Arc::new(ManualClock::new(START));
-    let hsm = Arc::new(TsbHsm::new(
-        TsbClient::builder(fixture.base_url()).build().unwrap(),
-    ));
-    let store = StateStore::new(hsm.clone(), clock.clone(), StateStoreConfig::default());
-    store.prepare().await.unwrap();
-    let audit = AuditLog::new(
-        hsm,
-        store.clone(),
-        clock.clone(),
-        Arc::new(NoSink),
-        AuditConfig::default(),
-    );
-    audit.prepare().await.unwrap();
-    let ports = identity_ports(BcryptConfig {
-        cost: 4,
-        ..BcryptConfig::default()
-    });
-    let identity = Identity::new(
-        store.clone(),
-        clock.clone(),
-        ports,
-        IdentityConfig::default(),
-    );
-    let setup_token = match identity.setup.begin("test").await.unwrap() {
-        SetupStart::TokenIssued(token) => Some(token),
-        _ => None,
     };
-    let app = App::new(AppParts {
-        identity,
-        audit,
-        store,
-        clock: clock.clone() as Arc<dyn Clock>,
-        verifier: Arc::new(Verifier),
-    });
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
-    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-    let endpoint = km_api::routes(app.clone());
-    let server = tokio::spawn(async move {
-        let _ = poem::Server::new_with_acceptor(acceptor)
-            .run(endpoint)
-            .await;
-    });
-    ApiWorld {
-        _fixture: fixture,
-        clock,
-        app,
-        base: format!("http://{addr}"),
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        setup_token,
-        server,
-    }
+    ApiWorld::start_over(emulator, IdentityConfig::default()).await
 }
 
 /// The answer is 503 problem+json with the stable code `audit_unavailable` and a retry hint.
@@ -115,7 +46,7 @@ fn assert_audit_unavailable(answer: &Answer, what: &str) {
 
 /// Labels of the management partition's data objects, straight from the emulator (no cache).
 async fn stored_labels(world: &ApiWorld) -> Vec<String> {
-    let client = TsbClient::builder(world._fixture.base_url())
+    let client = TsbClient::builder(world.emulator.base_url())
         .build()
         .unwrap();
     let mut labels = client.list_data_objects().await.unwrap();
@@ -147,7 +78,7 @@ async fn fail_closed_state_changes_are_refused_while_the_audit_store_is_unwritab
     let world = world_with_faults().await;
     world.set_up().await;
     let root = world.login("root", ROOT_PASSWORD).await;
-    let emulator = world._fixture.base_url();
+    let emulator = world.emulator.base_url();
     let admin = reqwest::Client::new();
 
     let settings_before = world

@@ -24,6 +24,7 @@ use km_core::{
 use km_hsm_tsb::TsbHsm;
 use km_testkit::EmulatorFixture;
 use km_tsb::TsbClient;
+use km_tsb_emulator::EmulatorConfig;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -83,7 +84,8 @@ impl Answer {
 
 /// A control plane serving the REST API over the emulator.
 pub struct ApiWorld {
-    _fixture: EmulatorFixture,
+    /// The emulator behind the control plane (for fault injection and raw reads).
+    pub emulator: EmulatorFixture,
     pub clock: Arc<ManualClock>,
     pub app: App,
     pub base: String,
@@ -104,7 +106,12 @@ impl ApiWorld {
     }
 
     pub async fn start_with(config: IdentityConfig) -> Self {
-        let fixture = EmulatorFixture::ephemeral().await.unwrap();
+        Self::start_over(EmulatorConfig::default(), config).await
+    }
+
+    /// Over an emulator started with `emulator` (e.g. with its fault-injection admin API).
+    pub async fn start_over(emulator: EmulatorConfig, config: IdentityConfig) -> Self {
+        let fixture = EmulatorFixture::start(emulator).await.unwrap();
         let clock = Arc::new(ManualClock::new(START));
         let hsm = Arc::new(TsbHsm::new(
             TsbClient::builder(fixture.base_url()).build().unwrap(),
@@ -147,7 +154,7 @@ impl ApiWorld {
                 .await;
         });
         Self {
-            _fixture: fixture,
+            emulator: fixture,
             clock,
             app,
             base: format!("http://{addr}"),
