@@ -2,14 +2,19 @@
 //!
 //! Owns: newtype identifiers with their validation rules (`TenantId`, `PrincipalId`); roles, role
 //! bindings and the single `authorize()` decision with its permission table (`rbac`); the audit event
-//! model with its hash chain, offline chain verification and checkpoint signing bytes (`audit`).
-//! Later: key specs and the lifecycle state machine, the SKA policy model.
+//! model with its hash chain, offline chain verification and checkpoint signing bytes (`audit`); key
+//! specs (algorithm with size or curve) and the attribute rules checked before a create request
+//! (`keyspec`); the key lifecycle states and the single `transition()` decision with its HSM effect
+//! (`lifecycle`).
+//! Later: the SKA policy model.
 //!
 //! Must not depend on: any IO, async runtime, clock, HTTP, TSB or storage crate. Everything here is a
 //! plain value or a pure function (time is passed in) so it can be tested exhaustively.
 
 pub mod audit;
 mod ids;
+pub mod keyspec;
+pub mod lifecycle;
 pub mod rbac;
 
 pub use audit::{
@@ -18,6 +23,15 @@ pub use audit::{
     verify_checkpoint,
 };
 pub use ids::{InvalidId, PrincipalId, TenantId};
+pub use keyspec::{
+    Algorithm, Capabilities, Curve, KeyAttributes, KeySpec, KeySpecError, SlhDsaHash, SlhDsaLevel,
+    SlhDsaParams, Usage, validate_attributes,
+};
+pub use lifecycle::{
+    DEFAULT_WAITING_PERIOD_SECS, DestructionSchedule, IllegalTransition, InvalidWaitingPeriod,
+    KeyState, LifecycleEvent, MIN_WAITING_PERIOD_SECS, ScheduledFrom, Transition,
+    TransitionContext, TsbEffect, WaitingPeriod, transition,
+};
 pub use rbac::{
     Action, Denied, DenyReason, Grant, GrantMismatch, PERMISSIONS, Principal, PrincipalKind,
     Requirement, Role, RoleBinding, ScopeKind, TenantScope, authorize,
