@@ -171,6 +171,15 @@ pub struct UserPage {
     pub next_cursor: Option<String>,
 }
 
+impl From<km_core::Page<UserAccount>> for UserPage {
+    fn from(page: km_core::Page<UserAccount>) -> Self {
+        Self {
+            items: page.items.into_iter().map(User::from).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
 /// Whether first-run setup is done.
 #[derive(Debug, Clone, Object)]
 pub struct SetupStatusBody {
@@ -566,6 +575,15 @@ pub struct ApiTokenPage {
     pub items: Vec<ApiToken>,
     /// Pass as `cursor` for the next page.
     pub next_cursor: Option<String>,
+}
+
+impl From<km_core::Page<ApiTokenInfo>> for ApiTokenPage {
+    fn from(page: km_core::Page<ApiTokenInfo>) -> Self {
+        Self {
+            items: page.items.into_iter().map(ApiToken::from).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
 }
 
 /// A token to create.

@@ -13,8 +13,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::{ApiTags, NoContent, fail, page};
 use crate::context::{authenticate, cleared_cookie, request_id};
 use crate::models::{
-    ApiToken, ApiTokenPage, ChangePasswordRequest, CodeRequest, CreateApiTokenRequest,
-    CreatedApiTokenBody, MeBody, PasswordConfirmation, RecoveryCodes, TotpEnrolment,
+    ApiTokenPage, ChangePasswordRequest, CodeRequest, CreateApiTokenRequest, CreatedApiTokenBody,
+    MeBody, PasswordConfirmation, RecoveryCodes, TotpEnrolment,
 };
 use crate::problem::ApiError;
 
@@ -215,10 +215,7 @@ impl AccountApi {
             .list_own_api_tokens(&caller, &rid, &page(cursor.0, limit.0))
             .await
             .map_err(fail(&rid))?;
-        Ok(ApiTokenPageResponse::Ok(Json(ApiTokenPage {
-            items: result.items.into_iter().map(ApiToken::from).collect(),
-            next_cursor: result.next_cursor,
-        })))
+        Ok(ApiTokenPageResponse::Ok(Json(ApiTokenPage::from(result))))
     }
 
     /// Creates an API token for the caller (interactive users only).

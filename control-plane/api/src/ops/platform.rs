@@ -13,7 +13,7 @@ use super::users::new_user;
 use super::{ApiTags, NoContent, UserCreated, UserPageResponse, UserResponse, fail, page};
 use crate::context::{authenticate, request_id};
 use crate::models::{
-    ApiToken, ApiTokenPage, CreateUserRequest, ResetPasswordRequest, SetRoleRequest, SettingsBody,
+    ApiTokenPage, CreateUserRequest, ResetPasswordRequest, SetRoleRequest, SettingsBody,
     UpdateUserRequest, User, UserPage,
 };
 use crate::problem::ApiError;
@@ -54,10 +54,7 @@ impl PlatformApi {
             .list_all_users(&caller, &rid, &page(cursor.0, limit.0))
             .await
             .map_err(fail(&rid))?;
-        Ok(UserPageResponse::Ok(Json(UserPage {
-            items: result.items.into_iter().map(User::from).collect(),
-            next_cursor: result.next_cursor,
-        })))
+        Ok(UserPageResponse::Ok(Json(UserPage::from(result))))
     }
 
     /// Creates a platform operator (a role on `*`).
@@ -271,10 +268,7 @@ impl PlatformApi {
             .list_all_api_tokens(&caller, &rid, &page(cursor.0, limit.0))
             .await
             .map_err(fail(&rid))?;
-        Ok(ApiTokenPageResponse::Ok(Json(ApiTokenPage {
-            items: result.items.into_iter().map(ApiToken::from).collect(),
-            next_cursor: result.next_cursor,
-        })))
+        Ok(ApiTokenPageResponse::Ok(Json(ApiTokenPage::from(result))))
     }
 
     /// Revokes anybody's API token.

@@ -51,10 +51,7 @@ impl UsersApi {
             .list_users(&caller, &rid, &tenant, &page(cursor.0, limit.0))
             .await
             .map_err(fail(&rid))?;
-        Ok(UserPageResponse::Ok(Json(UserPage {
-            items: result.items.into_iter().map(User::from).collect(),
-            next_cursor: result.next_cursor,
-        })))
+        Ok(UserPageResponse::Ok(Json(UserPage::from(result))))
     }
 
     /// Creates a local user with a role on the tenant.
