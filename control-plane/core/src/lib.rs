@@ -1,7 +1,8 @@
 //! km-core — keymanager's use cases and the ports they need.
 //!
-//! Owns: the ports (traits) through which the control plane reaches the outside world — today the
-//! [`Hsm`] port (one instance per HSM partition) and the [`Clock`] — and the services built on them:
+//! Owns: the ports (traits) through which the control plane reaches the outside world — the
+//! [`Hsm`] port (one instance per HSM partition), the [`SecretVault`] (where partition credentials
+//! are kept) and the [`Clock`] — and the services built on them:
 //! the [`StateStore`] (sealed, versioned records kept as HSM data objects on the management
 //! partition, with lock objects and a read cache), [`Installation`] (first-start provisioning of
 //! the management partition), [`Readiness`] and the [`AuditLog`] (hash-chained events on the HSM,
@@ -20,7 +21,9 @@ pub mod identity;
 mod installation;
 mod readiness;
 pub mod settings;
+pub mod sso;
 pub mod state;
+mod vault;
 
 pub use app::{
     App, AppError, AppParts, AuditFilter, AuditVerifySummary, CompleteSetup, Me, Page, PageRequest,
@@ -45,4 +48,11 @@ pub use settings::{
     EffectiveSettings, InvalidSetting, SecondFactorSetting, Settings, SettingsError,
     SettingsService,
 };
+pub use sso::{
+    AuthorizationStart, ExternalIdentity, PendingLogin, SsoError, SsoProtocol, SsoProviderKind,
+    SsoProviderSettings,
+};
 pub use state::{LockRetry, Sealing, StateStore, StateStoreConfig, StoreError, Versioned};
+pub use vault::{
+    CredentialRef, InvalidSecretName, SecretName, SecretValue, SecretVault, VaultError, VaultKind,
+};

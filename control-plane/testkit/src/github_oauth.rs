@@ -1,0 +1,1 @@
+//! Placeholder: protocol-level test double, being built.

@@ -1,0 +1,1 @@
+//! km-vault-azure — keeps partition credentials as Azure Key Vault secrets (placeholder, being built).
