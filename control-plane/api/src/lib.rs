@@ -41,6 +41,8 @@ type Apis = (
     ops::platform::PlatformApi,
     ops::platform::SettingsApi,
     ops::audit::AuditApi,
+    ops::partitions::PartitionsApi,
+    ops::sso::SsoApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -52,6 +54,8 @@ fn service() -> OpenApiService<Apis, ()> {
             ops::platform::PlatformApi,
             ops::platform::SettingsApi,
             ops::audit::AuditApi,
+            ops::partitions::PartitionsApi,
+            ops::sso::SsoApi,
         ),
         "keymanager",
         API_VERSION,

@@ -63,6 +63,65 @@ impl ToJSON for Text {
     }
 }
 
+/// A secret string in a request (API key, token, private key): a JSON string like [`Text`], but
+/// `Debug` never shows it and it is handed on as a [`km_core::SecretText`] at once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretField(pub Text);
+
+impl std::fmt::Debug for SecretField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretField(<redacted>)")
+    }
+}
+
+impl SecretField {
+    /// The secret, wrapped for the app layer.
+    pub fn into_secret(self) -> km_core::SecretText {
+        km_core::SecretText::new(self.0.0)
+    }
+}
+
+impl Type for SecretField {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        "string".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        String::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&String> {
+        Some(&self.0.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.0.is_empty()
+    }
+}
+
+impl ParseFromJSON for SecretField {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Text::parse_from_json(value)
+            .map(Self)
+            .map_err(ParseError::propagate)
+    }
+}
+
+impl ToJSON for SecretField {
+    /// Never serialised: secrets only travel inwards.
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String("<redacted>".to_owned()))
+    }
+}
+
 /// A role, as in role bindings and API tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// Contradicts the current state.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// Well-formed, but a system it names refused it (a partition's TSB rejected the
+    /// credentials or could not be reached); the detail carries that system's error.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
     /// Too many failed sign-ins: the account is locked for a while.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(
@@ -86,14 +90,17 @@ pub fn status_of(error: &AppError) -> StatusCode {
         | AppError::PasswordChangeRequired
         | AppError::AccountDisabled
         | AppError::Forbidden { .. }
-        | AppError::SetupTokenInvalid => StatusCode::FORBIDDEN,
+        | AppError::SetupTokenInvalid
+        | AppError::SsoRefused { .. } => StatusCode::FORBIDDEN,
         AppError::NotFound { .. } => StatusCode::NOT_FOUND,
         AppError::Conflict { .. } | AppError::SetupAlreadyComplete => StatusCode::CONFLICT,
         AppError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        AppError::Busy | AppError::AuditUnavailable | AppError::HsmUnavailable => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        AppError::PartitionConnection { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Busy
+        | AppError::AuditUnavailable
+        | AppError::HsmUnavailable
+        | AppError::VaultUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -149,6 +156,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => Self::Forbidden(body),
             StatusCode::NOT_FOUND => Self::NotFound(body),
             StatusCode::CONFLICT => Self::Conflict(body),
+            StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(body),
             StatusCode::TOO_MANY_REQUESTS => Self::TooManyRequests(body, retry_after),
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable(body, retry_after),
             status if status.is_server_error() => Self::Internal(body),

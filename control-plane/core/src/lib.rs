@@ -19,6 +19,7 @@ mod clock;
 mod hsm;
 pub mod identity;
 mod installation;
+pub mod partitions;
 mod readiness;
 pub mod settings;
 pub mod sso;
@@ -26,8 +27,8 @@ pub mod state;
 mod vault;
 
 pub use app::{
-    App, AppError, AppParts, AuditFilter, AuditVerifySummary, CompleteSetup, Me, Page, PageRequest,
-    RequestId, SetupStatus, UserUpdate,
+    App, AppError, AppParts, AuditFilter, AuditVerifySummary, CompleteSetup, LoginOptions, Me,
+    Page, PageRequest, RequestId, SetupStatus, SsoSettingsView, UserUpdate,
 };
 pub use audit::{
     AuditConfig, AuditError, AuditExport, AuditLog, AuditSink, AuditedAction, AuditedError,
@@ -43,14 +44,18 @@ pub use identity::{
     Identity, IdentityConfig, IdentityError, IdentityPorts, SecondFactorPolicy, SecretText,
 };
 pub use installation::{Installation, InstallationError, InstallationRecord};
+pub use partitions::{
+    ApiKeyCredentials, ConnectionReport, NewPartition, PartitionConnector, PartitionCredentials,
+    PartitionError, PartitionRecord, PartitionTarget, PartitionUpdate, Partitions, VaultSet,
+};
 pub use readiness::{Readiness, ReadinessReport};
 pub use settings::{
     EffectiveSettings, InvalidSetting, SecondFactorSetting, Settings, SettingsError,
     SettingsService,
 };
 pub use sso::{
-    AuthorizationStart, ExternalIdentity, PendingLogin, SsoError, SsoProtocol, SsoProviderKind,
-    SsoProviderSettings,
+    AuthorizationStart, ExternalIdentity, PendingLogin, SsoConfig, SsoError, SsoProtocol,
+    SsoProviderConfig, SsoProviderKind, SsoProviderSettings, SsoService,
 };
 pub use state::{LockRetry, Sealing, StateStore, StateStoreConfig, StoreError, Versioned};
 pub use vault::{

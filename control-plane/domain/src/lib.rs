@@ -5,7 +5,8 @@
 //! model with its hash chain, offline chain verification and checkpoint signing bytes (`audit`); key
 //! specs (algorithm with size or curve) and the attribute rules checked before a create request
 //! (`keyspec`); the key lifecycle states and the single `transition()` decision with its HSM effect
-//! (`lifecycle`).
+//! (`lifecycle`); tenant registration values (`tenant`); the SSO claims-to-bindings mapping
+//! (`sso`).
 //! Later: the SKA policy model.
 //!
 //! Must not depend on: any IO, async runtime, clock, HTTP, TSB or storage crate. Everything here is a
@@ -16,6 +17,8 @@ mod ids;
 pub mod keyspec;
 pub mod lifecycle;
 pub mod rbac;
+pub mod sso;
+pub mod tenant;
 
 pub use audit::{
     AuditChain, AuditEvent, ChainAnchor, ChainBreak, ChainSummary, Checkpoint, CheckpointMismatch,
@@ -35,4 +38,8 @@ pub use lifecycle::{
 pub use rbac::{
     Action, Denied, DenyReason, Grant, GrantMismatch, PERMISSIONS, Principal, PrincipalKind,
     Requirement, Role, RoleBinding, ScopeKind, TenantScope, authorize,
+};
+pub use sso::{ClaimKind, MappingDecision, MappingRule, SsoMapping, map_claims};
+pub use tenant::{
+    AuthMode, Colour, DisplayName, InvalidRegistration, PartitionStatus, TsbEndpoint,
 };

@@ -369,6 +369,9 @@ define_actions! {
     UpdatePartition => "update_partition",
     /// Remove a partition from keymanager.
     OffboardPartition => "offboard_partition",
+    /// Keep one's own credentials for a partition (used instead of the partition's shared ones for
+    /// one's own requests).
+    ManageOwnPartitionCredentials => "manage_own_partition_credentials",
     /// Configure SSO providers and group-to-binding mappings.
     ManageSso => "manage_sso",
     /// Install, upgrade or remove plugins.
@@ -543,6 +546,7 @@ pub const PERMISSIONS: &[(Action, Requirement)] = &[
     (Action::OnboardPartition, Platform(Admin)),
     (Action::UpdatePartition, Platform(Admin)),
     (Action::OffboardPartition, Platform(Admin)),
+    (Action::ManageOwnPartitionCredentials, Tenant(Readonly)),
     (Action::ManageSso, Platform(Admin)),
     (Action::ManagePlugins, Platform(Admin)),
     (Action::ListPlugins, Tenant(Readonly)),

@@ -4,10 +4,15 @@
 //! `hsm_error`), and the shape of the seal key (AES-256, sensitive, never extractable, not
 //! destroyable, empty SKA policy) with its AES-GCM seal/unseal calls, and of the signing key (EC
 //! P-256, same hardening) with its ECDSA sign call. One [`TsbHsm`] wraps one
-//! `TsbClient`, i.e. one partition with its own credentials.
+//! `TsbClient`, i.e. one partition with its own credentials; [`TsbPartitionConnector`] builds them
+//! from a partition's registration and vault credentials.
 //!
 //! Must not depend on: other adapters, the HTTP server, or anything that knows about tenants'
 //! other partitions.
+
+mod connector;
+
+pub use connector::TsbPartitionConnector;
 
 use async_trait::async_trait;
 use km_core::{DataObjectName, Hsm, HsmError, KeystoreStatistics, SealedBlob, ServiceInfo};

@@ -22,17 +22,19 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use futures_util::StreamExt as _;
-use km_auth::{BcryptConfig, identity_ports};
+use km_auth::{BcryptConfig, HttpSso, HttpSsoConfig, identity_ports};
 use km_core::identity::SetupStart;
 use km_core::{
     App, AppParts, AuditConfig, AuditLog, Clock, Identity, IdentityConfig, NoSink, Readiness,
     ReadinessReport, SecretText, SignatureVerifier, StateStore, StateStoreConfig, SystemClock,
 };
+use km_core::{Partitions, SsoService, VaultSet};
 use km_domain::{Action, TenantId, authorize};
-use km_hsm_tsb::TsbHsm;
+use km_hsm_tsb::{TsbHsm, TsbPartitionConnector};
 use km_testkit::EmulatorFixture;
 use km_tsb::TsbClient;
 use km_tsb_emulator::EmulatorConfig;
+use km_vault_hsm::HsmVault;
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Data;
@@ -146,9 +148,19 @@ impl Stack {
         let app = App::new(AppParts {
             identity,
             audit,
-            store,
-            clock,
+            store: store.clone(),
+            clock: clock.clone(),
             verifier: Arc::new(Verifier),
+            partitions: Partitions::new(
+                store.clone(),
+                VaultSet::new().with("hsm", Arc::new(HsmVault::new(store.clone()))),
+                Arc::new(TsbPartitionConnector::default()),
+            ),
+            sso: SsoService::new(
+                store.clone(),
+                clock.clone(),
+                Arc::new(HttpSso::new(HttpSsoConfig::default()).unwrap()),
+            ),
         });
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()

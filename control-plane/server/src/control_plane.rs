@@ -21,15 +21,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use km_auth::BcryptConfig;
+use km_auth::{BcryptConfig, HttpSso, HttpSsoConfig};
 use km_core::app::{App, AppParts};
 use km_core::audit::SinkError;
 use km_core::identity::SetupStart;
 use km_core::{
     AuditConfig, AuditLog, AuditSink, Clock, Hsm, Identity, IdentityConfig, Installation,
-    InstallationRecord, Readiness, SecretText, StateStore, StateStoreConfig,
+    InstallationRecord, Partitions, Readiness, SecretText, SecretVault, SsoService, StateStore,
+    StateStoreConfig, VaultSet,
 };
 use km_domain::audit::{AuditEvent, Checkpoint};
+use km_hsm_tsb::TsbPartitionConnector;
+use km_vault_hsm::HsmVault;
 use km_web::ConsoleConfig;
 use poem::listener::BoxAcceptor;
 
@@ -53,6 +56,13 @@ pub struct Options {
     pub identity: IdentityConfig,
     /// Password hashing.
     pub bcrypt: BcryptConfig,
+    /// Credential vaults besides `hsm` (always present: sealed records on the management
+    /// partition), by id.
+    pub vaults: Vec<(String, Arc<dyn SecretVault>)>,
+    /// The vault new partitions use unless the operator picks another (`hsm` when `None`).
+    pub default_vault: Option<String>,
+    /// The single-sign-on HTTP client's tuning.
+    pub sso: HttpSsoConfig,
 }
 
 impl std::fmt::Debug for Options {
@@ -65,6 +75,9 @@ impl std::fmt::Debug for Options {
             .finish_non_exhaustive()
     }
 }
+
+/// Id of the vault that keeps credentials as sealed records on the management partition.
+pub const HSM_VAULT_ID: &str = "hsm";
 
 /// Passes the audit stream through and remembers the last event and checkpoint this replica
 /// streamed, so a graceful shutdown can sign the tail it wrote (a stream whose last events no
@@ -160,12 +173,32 @@ impl ControlPlane {
             .begin(&replica)
             .await
             .context("checking first-run setup on the management partition")?;
+        let mut vaults = VaultSet::new().with(
+            HSM_VAULT_ID,
+            Arc::new(HsmVault::new(store.clone())) as Arc<dyn SecretVault>,
+        );
+        for (id, vault) in options.vaults {
+            vaults = vaults.with(id, vault);
+        }
+        let vaults = vaults.with_default(options.default_vault.unwrap_or(HSM_VAULT_ID.to_owned()));
+        let partitions = Partitions::new(
+            store.clone(),
+            vaults,
+            Arc::new(TsbPartitionConnector::default()),
+        );
+        let sso = SsoService::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(HttpSso::new(options.sso).context("building the single sign-on HTTP client")?),
+        );
         let app = App::new(AppParts {
             identity,
             audit,
             store,
             clock,
             verifier: Arc::new(AwsLcVerifier),
+            partitions,
+            sso,
         });
         Ok(Self {
             installation,

@@ -1,8 +1,9 @@
 //! `keymanager dev`: the whole product on one machine with no other service.
 //!
 //! Starts the TSB emulator in-process with a persistent state directory, provisions a management
-//! partition and two demo tenant partitions (each with its own API key), establishes the
-//! installation record on the management partition, and serves the whole control plane (console,
+//! partition, two demo tenant partitions registered in the partition registry (their API keys in
+//! the `hsm` vault) and a spare partition `initech` to try onboarding on (each with its own API
+//! key), establishes the installation record on the management partition, and serves the whole control plane (console,
 //! REST API, probes) on 127.0.0.1 with the same wiring as `keymanager serve`. Prints the console
 //! URL and, while no administrator exists, the setup token. The audit stream goes to
 //! `<state-dir>/audit.jsonl` because stdout carries the banner.
@@ -13,15 +14,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use km_auth::BcryptConfig;
+use km_auth::{BcryptConfig, HttpSsoConfig};
 use km_core::{
-    AuditConfig, IdentityConfig, JsonLinesSink, SecretText, StateStoreConfig, SystemClock,
+    ApiKeyCredentials, AuditConfig, IdentityConfig, JsonLinesSink, NewPartition,
+    PartitionCredentials, PartitionError, PartitionTarget, Sealing, SecretText, StateStoreConfig,
+    SystemClock,
 };
-use km_domain::TenantId;
+use km_domain::{AuthMode, DisplayName, TenantId, TsbEndpoint};
 use km_hsm_tsb::TsbHsm;
 use km_tsb::{ApiKeys, TsbClient};
-use km_tsb_emulator::{ApiKeyGroups, Emulator, EmulatorConfig, PartitionConfig, Storage};
-use km_web::{ConsoleConfig, PartitionInfo, StaticPartitions, default_colour};
+use km_tsb_emulator::{
+    ApiKeyGroups, Emulator, EmulatorConfig, PartitionConfig, RunningEmulator, Storage,
+};
+use km_web::ConsoleConfig;
 use poem::listener::{Acceptor, AcceptorExt as _, Listener, TcpListener};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -34,6 +39,10 @@ const MANAGEMENT_PARTITION: &str = "management";
 const DEMO_PARTITIONS: [&str; 2] = ["acme", "globex"];
 /// How the console names the demo partitions.
 const DEMO_DISPLAY_NAMES: [&str; 2] = ["Acme Corp", "Globex"];
+/// Emulator partitions that exist but are not registered, so an operator can try onboarding.
+const SPARE_PARTITIONS: [&str; 1] = ["initech"];
+/// Actor recorded for the demo partitions' registrations.
+const DEV_ACTOR: &str = "system:dev";
 /// The audit stream's file in the state directory.
 const AUDIT_FILE: &str = "audit.jsonl";
 
@@ -80,35 +89,48 @@ struct DevPartition {
 impl DevCredentials {
     const FILE: &'static str = "dev-credentials.json";
 
-    fn generate() -> anyhow::Result<Self> {
-        let names = std::iter::once(MANAGEMENT_PARTITION).chain(DEMO_PARTITIONS);
-        let partitions = names
-            .map(|name| {
-                Ok(DevPartition {
-                    name: name.to_owned(),
-                    api_key: random_api_key()?,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Self { partitions })
+    /// Every emulator partition of `keymanager dev`.
+    fn partition_names() -> impl Iterator<Item = &'static str> {
+        std::iter::once(MANAGEMENT_PARTITION)
+            .chain(DEMO_PARTITIONS)
+            .chain(SPARE_PARTITIONS)
     }
 
-    /// Loads the credentials, or creates them (mode 0600) on first start.
+    /// Loads the credentials, or creates them (mode 0600) on first start; partitions added to
+    /// `keymanager dev` since the state directory was made get keys too.
     fn load_or_create(state_dir: &Path) -> anyhow::Result<Self> {
         let path = state_dir.join(Self::FILE);
-        if path.exists() {
+        let mut credentials = if path.exists() {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            return serde_json::from_str(&text).with_context(|| {
+            serde_json::from_str(&text).with_context(|| {
                 format!(
                     "{} is damaged; delete the state directory to start afresh",
                     path.display()
                 )
-            });
+            })?
+        } else {
+            Self {
+                partitions: Vec::new(),
+            }
+        };
+        let known = credentials.partitions.len();
+        for name in Self::partition_names() {
+            if !credentials.partitions.iter().any(|p| p.name == name) {
+                credentials.partitions.push(DevPartition {
+                    name: name.to_owned(),
+                    api_key: random_api_key()?,
+                });
+            }
         }
-        let credentials = Self::generate()?;
-        let text = serde_json::to_string_pretty(&ExposedCredentials(&credentials))?;
-        write_private_file(&path, text.as_bytes())?;
+        if credentials.partitions.len() != known || !path.exists() {
+            let text = serde_json::to_string_pretty(&ExposedCredentials(&credentials))?;
+            let fresh = path.with_extension("json.new");
+            let _ = std::fs::remove_file(&fresh);
+            write_private_file(&fresh, text.as_bytes())?;
+            std::fs::rename(&fresh, &path)
+                .with_context(|| format!("replacing {}", path.display()))?;
+        }
         Ok(credentials)
     }
 
@@ -184,8 +206,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating state directory {}", args.state_dir.display()))?;
     let credentials = DevCredentials::load_or_create(&args.state_dir)?;
 
-    let partitions = std::iter::once(MANAGEMENT_PARTITION)
-        .chain(DEMO_PARTITIONS)
+    let partitions = DevCredentials::partition_names()
         .map(|name| partition_config(name, &credentials))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let emulator = Emulator::start(EmulatorConfig {
@@ -218,8 +239,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             cost: args.bcrypt_cost,
             ..BcryptConfig::default()
         },
+        vaults: Vec::new(),
+        default_vault: None,
+        sso: HttpSsoConfig::default(),
     };
     let control_plane = ControlPlane::start(management, Arc::new(SystemClock), options).await?;
+    register_demo_partitions(&control_plane, &emulator, &credentials).await?;
 
     let acceptor = TcpListener::bind(args.listen)
         .into_acceptor()
@@ -251,26 +276,73 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     served
 }
 
-/// The console's view of the dev partitions: the demo tenants with display names and distinct
-/// colours (the management partition is keymanager's own, not a tenant).
+/// The console's configuration (its partitions come from the registry the demo partitions are
+/// registered in).
 fn console_config() -> anyhow::Result<ConsoleConfig> {
-    let partitions = DEMO_PARTITIONS
-        .iter()
-        .zip(DEMO_DISPLAY_NAMES)
-        .map(|(id, name)| {
-            let id = TenantId::parse(id).with_context(|| format!("demo partition id {id}"))?;
-            Ok(PartitionInfo {
-                colour: default_colour(&id),
-                id,
-                name: name.to_owned(),
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(ConsoleConfig {
-        partitions: Arc::new(StaticPartitions::new(partitions)),
         password_min_chars: IdentityConfig::default().password_min_chars,
     })
 }
+
+/// Registers the demo partitions (credentials in the `hsm` vault) unless they are registered
+/// already — an operator may have renamed, recoloured or offboarded them, which sticks.
+async fn register_demo_partitions(
+    control_plane: &ControlPlane,
+    emulator: &RunningEmulator,
+    credentials: &DevCredentials,
+) -> anyhow::Result<()> {
+    let partitions = control_plane.app.partitions();
+    let marker = control_plane.app.store();
+    for (name, display_name) in DEMO_PARTITIONS.iter().zip(DEMO_DISPLAY_NAMES) {
+        // Registered once per state directory: an offboarded demo partition stays offboarded.
+        let seeded_id = format!("demo-{name}");
+        if marker
+            .get::<serde_json::Value>(DEV_SEED_KIND, &seeded_id)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let id = TenantId::parse(name).with_context(|| format!("demo partition id {name}"))?;
+        let new = NewPartition {
+            display_name: DisplayName::parse(display_name)?,
+            colour: None,
+            target: PartitionTarget {
+                endpoint: TsbEndpoint::parse(&emulator.partition_url(name))?,
+                auth: AuthMode::ApiKeys,
+                ca_pem: None,
+            },
+            vault: None,
+            credentials: PartitionCredentials {
+                api_keys: ApiKeyCredentials::single(SecretText::from(
+                    credentials.api_key(name)?.expose_secret(),
+                )),
+                ..PartitionCredentials::default()
+            },
+            id,
+        };
+        match partitions.onboard(new, DEV_ACTOR).await {
+            Ok(_) | Err(PartitionError::Exists(_)) => {}
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context(format!("registering the demo partition {name}")));
+            }
+        }
+        marker
+            .create(
+                DEV_SEED_KIND,
+                &seeded_id,
+                serde_json::json!({ "registered": name }),
+                DEV_ACTOR,
+                Sealing::Plain,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// State-store kind of `keymanager dev`'s "demo partition registered" markers.
+const DEV_SEED_KIND: &str = "dev-seed";
 
 /// What the banner shows.
 struct Banner<'a> {
@@ -306,10 +378,11 @@ fn print_banner(banner: &Banner<'_>) {
         "  control plane   http://{control_plane}   (GET /healthz, /readyz; REST API under /api)"
     );
     println!(
-        "  TSB emulator    {emulator}   partitions: {MANAGEMENT_PARTITION} (keymanager state), {}",
-        DEMO_PARTITIONS.join(", ")
+        "  TSB emulator    {emulator}   partitions: {MANAGEMENT_PARTITION} (keymanager state), {} (registered), {} (not registered: try onboarding it)",
+        DEMO_PARTITIONS.join(", "),
+        SPARE_PARTITIONS.join(", ")
     );
-    for name in std::iter::once(MANAGEMENT_PARTITION).chain(DEMO_PARTITIONS) {
+    for name in DevCredentials::partition_names() {
         println!("    {name:<12}  {emulator}/partitions/{name}");
     }
     println!(

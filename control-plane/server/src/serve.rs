@@ -12,15 +12,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures_util::FutureExt as _;
-use km_auth::BcryptConfig;
-use km_core::{AuditSink, JsonLinesSink, NoSink, SystemClock};
+use km_auth::{BcryptConfig, HttpSsoConfig};
+use km_core::{AuditSink, JsonLinesSink, NoSink, SecretVault, SystemClock};
 use km_hsm_tsb::TsbHsm;
 use km_tsb::TsbClient;
-use km_web::{ConsoleConfig, StaticPartitions};
+use km_web::ConsoleConfig;
 use poem::listener::{Acceptor as _, AcceptorExt as _, BoxAcceptor, Listener as _, TcpListener};
 use poem::listener::{RustlsCertificate, RustlsConfig};
 
-use crate::config::{AuditStream, Config, ENV_PREFIX, ManagementConfig, ServerConfig};
+use crate::config::{AuditStream, Config, ENV_PREFIX, ManagementConfig, ServerConfig, VaultSpec};
 use crate::control_plane::{self, ControlPlane, Options};
 
 /// Options of `keymanager serve`.
@@ -68,8 +68,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let console_config = ConsoleConfig {
-        // No partition registry yet: the console shows the tenants named in role bindings.
-        partitions: Arc::new(StaticPartitions::default()),
         password_min_chars: config.identity_config().password_min_chars,
     };
     let options = Options {
@@ -81,6 +79,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             cost: config.identity.bcrypt_cost,
             ..BcryptConfig::default()
         },
+        vaults: connect_vaults(&config).await?,
+        default_vault: config.default_vault.clone(),
+        sso: HttpSsoConfig::default(),
     };
     let control_plane = ControlPlane::start(
         Arc::new(TsbHsm::new(client)),
@@ -205,4 +206,27 @@ async fn bind(server: &ServerConfig) -> anyhow::Result<(BoxAcceptor, SocketAddr)
 #[allow(clippy::print_stdout)] // `--check-config` output is the command's output
 fn print_out(text: &str) {
     print!("{text}");
+}
+
+/// Builds the configured cloud vaults. Connecting does not contact them (a vault that is briefly
+/// down must not stop a replica starting); their reachability is checked when a partition's
+/// credentials are first used, and reported with the vault's own error.
+async fn connect_vaults(config: &Config) -> anyhow::Result<Vec<(String, Arc<dyn SecretVault>)>> {
+    let mut vaults = Vec::with_capacity(config.vaults.len());
+    for (id, spec) in &config.vaults {
+        let vault: Arc<dyn SecretVault> = match spec {
+            VaultSpec::Azure(azure) => Arc::new(
+                km_vault_azure::connect(azure)
+                    .await
+                    .with_context(|| format!("setting up vault {id} (vaults.{id})"))?,
+            ),
+            VaultSpec::Gcp(gcp) => Arc::new(
+                km_vault_gcp::connect(gcp)
+                    .await
+                    .with_context(|| format!("setting up vault {id} (vaults.{id})"))?,
+            ),
+        };
+        vaults.push((id.clone(), vault));
+    }
+    Ok(vaults)
 }

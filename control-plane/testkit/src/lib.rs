@@ -11,6 +11,7 @@ pub mod azure_key_vault;
 mod emulator;
 pub mod gcp_secret_manager;
 pub mod github_oauth;
+pub mod oidc_provider;
 mod pki;
 pub mod vault_contract;
 

@@ -63,11 +63,14 @@ pub async fn run(vault: &dyn SecretVault, prefix: &str) -> anyhow::Result<()> {
 
     // Concurrent writers on different names all land.
     let concurrent: Vec<SecretName> = (0..8).map(|_| names.next()).collect::<Result<_, _>>()?;
-    let writes = concurrent.iter().enumerate().map(|(index, name)| async move {
-        vault
-            .put(name, &value(format!("secret-{index}").as_bytes()))
-            .await
-    });
+    let writes = concurrent
+        .iter()
+        .enumerate()
+        .map(|(index, name)| async move {
+            vault
+                .put(name, &value(format!("secret-{index}").as_bytes()))
+                .await
+        });
     for result in join_all(writes).await {
         result?;
     }

@@ -92,3 +92,18 @@ icon!(
     "16",
     "<path d=\"M3 6h18\"/><path d=\"M8 6V4h8v2\"/><path d=\"M6 6l1 14h10l1-14\"/>"
 );
+icon!(
+    PARTITION,
+    "18",
+    "<rect x=\"3\" y=\"4\" width=\"18\" height=\"7\" rx=\"2\"/><rect x=\"3\" y=\"13\" width=\"18\" height=\"7\" rx=\"2\"/><path d=\"M7 7.5h.01M7 16.5h.01\"/>"
+);
+icon!(
+    PARTITIONS,
+    "18",
+    "<path d=\"M12 3 3 7.5l9 4.5 9-4.5L12 3z\"/><path d=\"M3 12l9 4.5 9-4.5\"/><path d=\"M3 16.5 12 21l9-4.5\"/>"
+);
+icon!(
+    KEY,
+    "18",
+    "<circle cx=\"8\" cy=\"15\" r=\"4\"/><path d=\"M10.8 12.2 20 3\"/><path d=\"M16 7l3 3\"/><path d=\"M18 5l2 2\"/>"
+);

@@ -2,8 +2,8 @@
 //! checked) with first-party CSS and small JavaScript modules, all served by the binary itself.
 //!
 //! Owns: page routing, templates and static assets, the session cookie and CSRF handling of
-//! forms, the security headers of every console response, and the [`PartitionDirectory`] seam
-//! through which the sidebar learns which partitions exist.
+//! forms, and the security headers of every console response. Which partitions exist (and how
+//! they look) comes from km-core's partition registry, through the same use cases as the API.
 //!
 //! Every page performs its work through `km_core::App` use cases — the same ones the REST API
 //! calls — so authorization (`km_domain::authorize`) and audit happen there, once. The console
@@ -27,17 +27,13 @@ use km_core::App;
 use poem::{Endpoint, EndpointExt, Route, get, post};
 
 pub use http::{CONTENT_SECURITY_POLICY, PARTITION_COOKIE, SESSION_COOKIE};
-pub use partitions::{Colour, PartitionDirectory, PartitionInfo, StaticPartitions, default_colour};
-
-use pages::{account, audit, auth, home, settings, users};
+use pages::{account, audit, auth, home, partitions as partition_pages, platform, settings, users};
 use viewer::Console;
 
-/// How the console is set up beside the [`App`].
+/// How the console is set up beside the [`App`]. Partitions are not configured here: the
+/// console reads them from the App's partition registry.
 #[derive(Debug, Clone)]
 pub struct ConsoleConfig {
-    /// Which partitions exist and how they look (until the partition registry exists:
-    /// [`StaticPartitions`]).
-    pub partitions: Arc<dyn PartitionDirectory>,
     /// Shortest password the identity service accepts, for the hint next to password fields.
     pub password_min_chars: usize,
 }
@@ -45,7 +41,6 @@ pub struct ConsoleConfig {
 impl Default for ConsoleConfig {
     fn default() -> Self {
         Self {
-            partitions: Arc::new(StaticPartitions::default()),
             password_min_chars: km_core::IdentityConfig::default().password_min_chars,
         }
     }
@@ -57,7 +52,11 @@ impl Default for ConsoleConfig {
 /// `/` (overview), `/setup`, `/login`, `/login/second-factor`, `/login/cancel`, `/logout`,
 /// `/partition`, `/account`, `/account/password`, `/account/sign-out-everywhere`,
 /// `/account/totp`, `/users` (+ `/users/role`, `/users/status`, `/users/delete`), `/audit`,
-/// `/settings`, `/static/*`.
+/// `/settings`, `/static/*`; partitions for their members: `/partitions` (→ the current one),
+/// `/partitions/{id}` (status), `/partitions/{id}/credentials` (+ `/remove`: own credentials);
+/// and for platform operators: `/platform/partitions` (registry), `/platform/partitions/new`
+/// (onboarding wizard), `/platform/partitions/{id}` (edit, + `/status`, `/credentials`,
+/// `/offboard`).
 ///
 /// Every response carries the strict CSP ([`CONTENT_SECURITY_POLICY`]), `nosniff`,
 /// `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY` and an `X-Request-Id`; pages are
@@ -65,7 +64,6 @@ impl Default for ConsoleConfig {
 pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
     let console = Arc::new(Console {
         app,
-        partitions: config.partitions,
         password_min_chars: config.password_min_chars,
     });
     Route::new()
@@ -93,6 +91,37 @@ pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
         .at("/users/role", post(users::set_role))
         .at("/users/status", post(users::set_status))
         .at("/users/delete", post(users::delete_user))
+        .at("/partitions", get(partition_pages::show_current))
+        .at("/partitions/:id", get(partition_pages::show_partition))
+        .at(
+            "/partitions/:id/credentials",
+            get(partition_pages::show_own_credentials).post(partition_pages::set_own_credentials),
+        )
+        .at(
+            "/partitions/:id/credentials/remove",
+            post(partition_pages::remove_own_credentials),
+        )
+        .at("/platform/partitions", get(platform::show_partitions))
+        .at(
+            "/platform/partitions/new",
+            get(platform::onboard_form).post(platform::onboard_submit),
+        )
+        .at(
+            "/platform/partitions/:id",
+            get(platform::show_edit).post(platform::update_details),
+        )
+        .at(
+            "/platform/partitions/:id/status",
+            post(platform::set_status),
+        )
+        .at(
+            "/platform/partitions/:id/credentials",
+            post(platform::rotate_credentials),
+        )
+        .at(
+            "/platform/partitions/:id/offboard",
+            post(platform::offboard),
+        )
         .at("/audit", get(audit::show_audit))
         .at(
             "/settings",

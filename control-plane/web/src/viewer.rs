@@ -5,24 +5,21 @@
 //! Hiding what a person may not do is only UX: every action still goes through an `App` use case,
 //! which authorizes and audits on its own.
 
-use std::sync::Arc;
-
 use km_core::identity::{Caller, SecondFactorState};
-use km_core::{App, AppError, SecretText};
-use km_domain::{Action, Principal, TenantId, authorize};
+use km_core::{App, AppError, PartitionRecord, SecretText};
+use km_domain::{Action, PartitionStatus, Principal, TenantId, authorize};
 use poem::Request;
 use poem::Response;
 
 use crate::http::{self, PARTITION_COOKIE, SESSION_COOKIE};
 use crate::icons;
 use crate::pages::errors;
-use crate::partitions::{PartitionDirectory, PartitionInfo};
+use crate::partitions::swatch_svg;
 
 /// Shared state of the console's handlers.
 #[derive(Debug)]
 pub(crate) struct Console {
     pub app: App,
-    pub partitions: Arc<dyn PartitionDirectory>,
     pub password_min_chars: usize,
 }
 
@@ -48,8 +45,11 @@ pub(crate) struct Viewer {
     /// The account's full name, when it has one.
     pub display_name: Option<String>,
     pub csrf: String,
-    pub partitions: Vec<PartitionInfo>,
-    pub current: Option<PartitionInfo>,
+    /// The registered partitions the viewer may switch to (`App::visible_partitions`).
+    pub partitions: Vec<PartitionRecord>,
+    /// The one they work in: the `km_partition` cookie if it names one of `partitions`, else
+    /// the first of them.
+    pub current: Option<PartitionRecord>,
 }
 
 impl Viewer {
@@ -64,6 +64,11 @@ impl Viewer {
     /// Whether `authorize` would allow `action` on `tenant` (None = platform / own account).
     pub fn may(&self, action: Action, tenant: Option<&TenantId>) -> bool {
         authorize(self.principal(), tenant, action).is_ok()
+    }
+
+    /// Whether the viewer is a platform operator who may manage the partition registry.
+    pub fn is_partition_operator(&self) -> bool {
+        self.may(Action::OnboardPartition, None)
     }
 
     /// Whether `action` is allowed on the current partition.
@@ -98,12 +103,8 @@ impl Viewer {
             .iter()
             .map(|partition| PartitionView::new(partition, principal))
             .collect();
-        let return_to = match req.uri().path() {
-            "/users" | "/audit" | "/settings" | "/account" => req.uri().path().to_owned(),
-            _ => "/".to_owned(),
-        };
         Layout {
-            title: page.title.to_owned(),
+            title: page.title,
             subtitle: page.subtitle,
             section: page.section,
             active: page.active,
@@ -119,7 +120,7 @@ impl Viewer {
             partitions,
             nav: self.nav(),
             notices: notices_from_query(req),
-            return_to,
+            return_to: return_path(req.uri().path()),
         }
     }
 
@@ -127,28 +128,52 @@ impl Viewer {
     fn nav(&self) -> Vec<NavItem> {
         let mut items = vec![NavItem::new(
             "home",
-            "/",
+            "/".to_owned(),
             "Overview",
             icons::HOME,
             Some("Workspace"),
         )];
         let mut partition_items = Vec::new();
+        if let Some(tenant) = self.tenant()
+            && self.may_here(Action::ReadPartition)
+        {
+            partition_items.push((
+                "partition",
+                format!("/partitions/{tenant}"),
+                "Status & credentials",
+                icons::PARTITION,
+            ));
+        }
         if self.may_here(Action::ListUsers) {
-            partition_items.push(("users", "/users", "Users & roles", icons::USERS));
+            partition_items.push(("users", "/users".to_owned(), "Users & roles", icons::USERS));
         }
         if self.may_here(Action::ReadAudit) || self.may(Action::ReadPlatformAudit, None) {
-            partition_items.push(("audit", "/audit", "Audit log", icons::AUDIT));
+            partition_items.push(("audit", "/audit".to_owned(), "Audit log", icons::AUDIT));
         }
         if self.may_here(Action::ReadSettings) || self.may(Action::ReadPlatformSettings, None) {
-            partition_items.push(("settings", "/settings", "Settings", icons::SETTINGS));
+            partition_items.push((
+                "settings",
+                "/settings".to_owned(),
+                "Settings",
+                icons::SETTINGS,
+            ));
         }
         for (index, (id, href, label, icon)) in partition_items.into_iter().enumerate() {
             let section = (index == 0).then_some("Partition");
             items.push(NavItem::new(id, href, label, icon, section));
         }
+        if self.is_partition_operator() {
+            items.push(NavItem::new(
+                "platform-partitions",
+                "/platform/partitions".to_owned(),
+                "Partitions",
+                icons::PARTITIONS,
+                Some("Platform"),
+            ));
+        }
         items.push(NavItem::new(
             "account",
-            "/account",
+            "/account".to_owned(),
             "Account & security",
             icons::ACCOUNT,
             Some("You"),
@@ -160,16 +185,16 @@ impl Viewer {
 /// Title and position of a page.
 #[derive(Debug)]
 pub(crate) struct PageMeta {
-    pub title: &'static str,
+    pub title: String,
     pub subtitle: String,
     pub section: &'static str,
     pub active: &'static str,
 }
 
 impl PageMeta {
-    pub fn new(active: &'static str, section: &'static str, title: &'static str) -> Self {
+    pub fn new(active: &'static str, section: &'static str, title: impl Into<String>) -> Self {
         Self {
-            title,
+            title: title.into(),
             subtitle: String::new(),
             section,
             active,
@@ -219,7 +244,7 @@ pub(crate) struct ViewerView {
 #[derive(Debug)]
 pub(crate) struct NavItem {
     pub id: &'static str,
-    pub href: &'static str,
+    pub href: String,
     pub label: &'static str,
     pub icon: &'static str,
     pub section: &'static str,
@@ -229,7 +254,7 @@ pub(crate) struct NavItem {
 impl NavItem {
     fn new(
         id: &'static str,
-        href: &'static str,
+        href: String,
         label: &'static str,
         icon: &'static str,
         section: Option<&'static str>,
@@ -269,22 +294,34 @@ impl Notice {
 pub(crate) struct PartitionView {
     pub id: String,
     pub name: String,
-    pub colour: String,
+    pub colour: km_domain::Colour,
+    /// Registered but not served (nothing is sent to its HSM).
+    pub suspended: bool,
     /// `admin`, `user`, `readonly` or `none` (also a CSS class suffix).
     pub role: &'static str,
     pub role_label: String,
 }
 
 impl PartitionView {
-    fn new(info: &PartitionInfo, principal: &Principal) -> Self {
+    pub fn new(record: &PartitionRecord, principal: &Principal) -> Self {
         Self {
-            id: info.id.as_str().to_owned(),
-            name: info.name.clone(),
-            colour: info.colour.as_str().to_owned(),
+            id: record.id.as_str().to_owned(),
+            name: record.display_name.as_str().to_owned(),
+            colour: record.colour.clone(),
+            suspended: record.status == PartitionStatus::Suspended,
             role: principal
-                .role_on(&info.id)
+                .role_on(&record.id)
                 .map_or("none", |role| role.as_str()),
-            role_label: role_label(principal, &info.id),
+            role_label: role_label(principal, &record.id),
+        }
+    }
+
+    /// `active` or `suspended` (also a `data-status` value).
+    pub fn status(&self) -> &'static str {
+        if self.suspended {
+            "suspended"
+        } else {
+            "active"
         }
     }
 
@@ -297,11 +334,7 @@ impl PartitionView {
 
     /// A round colour dot.
     pub fn swatch(&self, size: u32) -> String {
-        let r = size / 2;
-        format!(
-            "<svg class=\"swatch\" width=\"{size}\" height=\"{size}\" viewBox=\"0 0 {size} {size}\" aria-hidden=\"true\" focusable=\"false\"><circle cx=\"{r}\" cy=\"{r}\" r=\"{r}\" fill=\"{}\"/></svg>",
-            self.colour
-        )
+        swatch_svg(&self.colour, size)
     }
 
     /// A rounded square in the partition's colour with its initial.
@@ -328,6 +361,21 @@ fn role_label(principal: &Principal, tenant: &TenantId) -> String {
         Some(role) if principal.platform_role() == Some(role) => format!("{role} · all partitions"),
         Some(role) => role.as_str().to_owned(),
         None => "no role".to_owned(),
+    }
+}
+
+/// Where the partition switcher returns to: the same page where it does not depend on the
+/// partition's data or is about the platform, the new partition's overview from a partition page,
+/// the dashboard otherwise.
+fn return_path(path: &str) -> String {
+    match path {
+        "/users" | "/audit" | "/settings" | "/account" => path.to_owned(),
+        _ if path.starts_with("/partitions/") => "/partitions".to_owned(),
+        _ if path.starts_with("/platform/partitions") => {
+            // The list, the wizard or one partition's edit page (never a POST-only sub-path).
+            path.split('/').take(4).collect::<Vec<_>>().join("/")
+        }
+        _ => "/".to_owned(),
     }
 }
 
@@ -364,6 +412,23 @@ fn notices_from_query(req: &Request) -> Vec<Notice> {
         "user_deleted" => "User deleted.",
         "settings_saved" => "Settings saved. They apply on every replica within seconds.",
         "partition" => "Switched partition.",
+        "partition_onboarded" => {
+            "Partition onboarded. Its credentials are in its vault; it is in everyone's partition switcher who has a role on it."
+        }
+        "partition_saved" => "Partition saved.",
+        "partition_suspended" => {
+            "Partition suspended: keymanager sends nothing to its HSM until it is resumed."
+        }
+        "partition_resumed" => "Partition resumed.",
+        "credentials_rotated" => {
+            "Credentials replaced. Every replica uses the new ones for its next request; requests in flight finish on the old ones."
+        }
+        "partition_offboarded" => {
+            "Partition offboarded. keymanager forgot its registration and credentials; nothing in its HSM was deleted."
+        }
+        "own_credentials_removed" => {
+            "Your own credentials are removed; your requests use the partition's credentials again."
+        }
         _ => return Vec::new(),
     };
     vec![Notice {
@@ -469,7 +534,21 @@ pub(crate) async fn viewer(
             .filter(|name| !name.trim().is_empty()),
         Err(_) => None,
     };
-    let partitions = console.partitions.visible_to(caller.principal()).await;
+    let partitions = match console
+        .app
+        .visible_partitions(&caller, &http::request_id(req))
+        .await
+    {
+        Ok(partitions) => partitions,
+        // Sessions that still owe a step (Need::Open/Onboarding pages) see no partitions yet.
+        Err(
+            AppError::SecondFactorRequired
+            | AppError::SecondFactorEnrolmentRequired
+            | AppError::PasswordChangeRequired,
+        ) if need != Need::Full => Vec::new(),
+        Err(error) => return Err(errors::anonymous_error(&error, &http::request_id(req))),
+    };
+    // A cookie naming a partition the viewer may not (or no longer) see is ignored.
     let wanted = http::cookie(req, PARTITION_COOKIE);
     let current = wanted
         .and_then(|id| partitions.iter().find(|p| p.id.as_str() == id).cloned())
@@ -502,5 +581,17 @@ mod tests {
         assert_eq!(query_param(&req, "q").as_deref(), Some("a b c"));
         assert_eq!(query_param(&req, "role").as_deref(), Some("admin"));
         assert_eq!(query_param(&req, "x"), None);
+    }
+
+    #[test]
+    fn the_switcher_returns_to_pages_that_make_sense_in_another_partition() {
+        assert_eq!(return_path("/users"), "/users");
+        assert_eq!(return_path("/partitions/acme/credentials"), "/partitions");
+        assert_eq!(return_path("/platform/partitions"), "/platform/partitions");
+        assert_eq!(
+            return_path("/platform/partitions/acme/offboard"),
+            "/platform/partitions/acme"
+        );
+        assert_eq!(return_path("/account/totp"), "/");
     }
 }

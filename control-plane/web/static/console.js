@@ -1,6 +1,7 @@
 // keymanager console behaviour: progressive enhancement only. Every page works without this file
 // (forms post, filters have a server-side fallback); it adds the theme toggle, instant table
-// filters, confirmation dialogs for destructive actions and copy buttons.
+// filters, confirmation dialogs for destructive actions, copy buttons and the custom colour of
+// the partition colour picker.
 
 const root = document.documentElement;
 
@@ -131,8 +132,20 @@ function initAutoSubmit() {
   }
 }
 
+// <input type=color data-colour-custom="RADIO-ID">: picking a custom colour selects its radio.
+function initCustomColours() {
+  for (const input of document.querySelectorAll("[data-colour-custom]")) {
+    const radio = document.getElementById(input.getAttribute("data-colour-custom"));
+    if (!radio) continue;
+    const select = () => { radio.checked = true; };
+    input.addEventListener("input", select);
+    input.addEventListener("click", select);
+  }
+}
+
 initThemeToggle();
 initTableFilters();
 initConfirmations();
 initCopyButtons();
 initAutoSubmit();
+initCustomColours();

@@ -1,25 +1,30 @@
-//! The console served in-process over the real app layer (identity, audit, state store) on the
-//! real TSB emulator: the whole first-run journey through plain HTTP, as a browser would make it
-//! (cookies kept by hand), plus the refusals — anonymous, CSRF, cross-origin, readonly.
-//! The headless-Chromium version of this journey against the real binary is tests/browser.
+//! The console served in-process over the real app layer (identity, audit, state store, partition
+//! registry) on the real TSB emulator: the whole first-run journey through plain HTTP, as a
+//! browser would make it (cookies kept by hand), plus the refusals — anonymous, CSRF,
+//! cross-origin, readonly — and the partition pages (registry, onboarding wizard, edit,
+//! members' status and own credentials). The headless-Chromium version of these journeys
+//! against the real binary is tests/browser.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use km_auth::{BcryptConfig, TotpRsProvider, identity_ports};
+use km_auth::{BcryptConfig, HttpSso, HttpSsoConfig, TotpRsProvider, identity_ports};
 use km_core::app::{App, AppParts};
 use km_core::identity::SetupStart;
 use km_core::{
-    AuditConfig, AuditLog, Clock, Identity, IdentityConfig, NoSink, SignatureVerifier, StateStore,
-    StateStoreConfig, SystemClock,
+    ApiKeyCredentials, AuditConfig, AuditLog, Clock, Identity, IdentityConfig, NewPartition,
+    NoSink, PartitionCredentials, PartitionTarget, Partitions, SecretText, SignatureVerifier,
+    SsoService, StateStore, StateStoreConfig, SystemClock, VaultSet,
 };
-use km_domain::TenantId;
-use km_hsm_tsb::TsbHsm;
+use km_domain::{AuthMode, DisplayName, TenantId, TsbEndpoint};
+use km_hsm_tsb::{TsbHsm, TsbPartitionConnector};
 use km_testkit::EmulatorFixture;
 use km_tsb::TsbClient;
-use km_web::{CONTENT_SECURITY_POLICY, ConsoleConfig, StaticPartitions};
+use km_tsb_emulator::{ApiKeyGroups, EmulatorConfig, PartitionConfig};
+use km_vault_hsm::HsmVault;
+use km_web::{CONTENT_SECURITY_POLICY, ConsoleConfig};
 use poem::EndpointExt;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{StatusCode, header};
@@ -35,16 +40,53 @@ impl SignatureVerifier for NoVerifier {
 }
 
 struct World {
-    _fixture: EmulatorFixture,
+    fixture: EmulatorFixture,
     setup_token: String,
     client: TestClient<BoxEndpoint<'static, poem::Response>>,
 }
 
+/// Tenant partitions of the emulator: (id, display name, registered at start).
+const PARTITIONS: [(&str, &str, bool); 3] = [
+    ("acme", "Acme Corp", true),
+    ("globex", "Globex", true),
+    ("initech", "Initech", false),
+];
+
+/// The emulator's API key of a tenant partition (the same key for every group).
+fn api_key(partition: &str) -> String {
+    format!("key-of-{partition}-0123456789")
+}
+
+/// An emulator with the open management partition first (the default of root URLs) and the
+/// tenant partitions, each with its own API key.
+fn emulator_config() -> EmulatorConfig {
+    let mut partitions = vec![PartitionConfig::open("management")];
+    for (id, _, _) in PARTITIONS {
+        let key = vec![api_key(id)];
+        partitions.push(PartitionConfig::new(
+            id,
+            ApiKeyGroups {
+                key_management: key.clone(),
+                key_operation: key.clone(),
+                approver: key.clone(),
+                service: key.clone(),
+                approver_key_management: key,
+            },
+        ));
+    }
+    EmulatorConfig {
+        partitions,
+        ..EmulatorConfig::default()
+    }
+}
+
 async fn world() -> World {
-    let fixture = EmulatorFixture::ephemeral().await.unwrap();
+    let fixture = EmulatorFixture::start(emulator_config()).await.unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hsm = Arc::new(TsbHsm::new(
-        TsbClient::builder(fixture.base_url()).build().unwrap(),
+        TsbClient::builder(fixture.partition_url("management"))
+            .build()
+            .unwrap(),
     ));
     let store = StateStore::new(hsm.clone(), clock.clone(), StateStoreConfig::default());
     store.prepare().await.unwrap();
@@ -71,19 +113,45 @@ async fn world() -> World {
     let app = App::new(AppParts {
         identity,
         audit,
-        store,
-        clock,
+        store: store.clone(),
+        clock: clock.clone(),
         verifier: Arc::new(NoVerifier),
+        partitions: Partitions::new(
+            store.clone(),
+            VaultSet::new().with("hsm", Arc::new(HsmVault::new(store.clone()))),
+            Arc::new(TsbPartitionConnector::default()),
+        ),
+        sso: SsoService::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(HttpSso::new(HttpSsoConfig::default()).unwrap()),
+        ),
     });
-    let partitions =
-        StaticPartitions::from_ids(["acme", "globex"].map(|id| TenantId::parse(id).unwrap()));
-    let config = ConsoleConfig {
-        partitions: Arc::new(partitions),
-        ..ConsoleConfig::default()
-    };
-    let endpoint = km_web::routes(app, config).map_to_response().boxed();
+    for (id, name, registered) in PARTITIONS {
+        if registered {
+            let new = NewPartition {
+                id: TenantId::parse(id).unwrap(),
+                display_name: DisplayName::parse(name).unwrap(),
+                colour: None,
+                target: PartitionTarget {
+                    endpoint: TsbEndpoint::parse(&fixture.partition_url(id)).unwrap(),
+                    auth: AuthMode::ApiKeys,
+                    ca_pem: None,
+                },
+                vault: None,
+                credentials: PartitionCredentials {
+                    api_keys: ApiKeyCredentials::single(SecretText::new(api_key(id))),
+                    ..PartitionCredentials::default()
+                },
+            };
+            app.partitions().onboard(new, "test").await.unwrap();
+        }
+    }
+    let endpoint = km_web::routes(app, ConsoleConfig::default())
+        .map_to_response()
+        .boxed();
     World {
-        _fixture: fixture,
+        fixture,
         setup_token: token.expose_secret().to_owned(),
         client: TestClient::new(endpoint),
     }
@@ -379,7 +447,7 @@ async fn first_run_journey_and_role_based_refusals() {
     );
     assert!(
         home.body
-            .contains("data-testid=\"current-partition\">acme<")
+            .contains("data-testid=\"current-partition\">Acme Corp<")
     );
     assert!(!home.body.contains("data-partition=\"globex\""));
     // Direct URL of the admin page: refused by the app layer.
@@ -494,4 +562,400 @@ async fn static_assets_and_unknown_paths() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.body.contains("Page not found"));
     assert_security_headers(&unknown);
+}
+
+/// A form built from owned values, as `World::post` takes it.
+fn pairs<'a>(form: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    form.iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}
+
+const ADMIN_PASSWORD: &str = "quiet harbour lantern 2026";
+const READER_PASSWORD: &str = "amber meadow reading 77";
+
+/// Sets the installation up through the console: `root`, admin on `*`, signed in.
+async fn first_admin(world: &World) -> Jar {
+    let mut jar = Jar::default();
+    let setup = world.get("/setup", &mut jar).await;
+    let done = world
+        .post(
+            "/setup",
+            &[
+                ("csrf", &setup.csrf()),
+                ("token", &world.setup_token),
+                ("username", "root"),
+                ("display_name", "Root Admin"),
+                ("password", ADMIN_PASSWORD),
+                ("password_confirm", ADMIN_PASSWORD),
+            ],
+            &mut jar,
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    jar
+}
+
+/// Signs in with a password (no second factor enrolled).
+async fn sign_in(world: &World, username: &str, password: &str) -> Jar {
+    let mut jar = Jar::default();
+    let login = world.get("/login", &mut jar).await;
+    let page = world
+        .post(
+            "/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("username", username),
+                ("password", password),
+            ],
+            &mut jar,
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/"), "{}", page.body);
+    jar
+}
+
+#[tokio::test]
+async fn operators_manage_the_partition_registry() {
+    let world = world().await;
+    let mut admin = first_admin(&world).await;
+
+    // The operator's sidebar: the registered partitions and the registry.
+    let home = world.get("/", &mut admin).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("data-nav=\"platform-partitions\""));
+    assert!(home.body.contains("href=\"/partitions/acme\""));
+    assert!(home.body.contains("data-partition=\"globex\""));
+    assert!(!home.body.contains("data-partition=\"initech\""));
+    let list = world.get("/platform/partitions", &mut admin).await;
+    assert_eq!(list.status, StatusCode::OK);
+    for id in ["acme", "globex"] {
+        assert!(list.body.contains(&format!("data-partition-row=\"{id}\"")));
+    }
+    assert!(list.body.contains(&world.fixture.partition_url("acme")));
+    assert!(!list.body.contains("data-partition-row=\"initech\""));
+
+    // The wizard: a wrong key is explained by the TSB's error, and never echoed.
+    let wizard = world.get("/platform/partitions/new", &mut admin).await;
+    assert_eq!(wizard.status, StatusCode::OK);
+    assert!(wizard.body.contains("<option value=\"hsm\" selected>"));
+    let csrf = wizard.csrf();
+    let endpoint = world.fixture.partition_url("initech");
+    let right = api_key("initech");
+    let wrong = "wrong-key-never-echoed-42";
+    let form = |intent: &'static str, key: &str| {
+        [
+            ("csrf", csrf.clone()),
+            ("intent", intent.to_owned()),
+            ("id", "initech".to_owned()),
+            ("display_name", "Initech".to_owned()),
+            ("colour", "custom".to_owned()),
+            ("custom_colour", "#123ABC".to_owned()),
+            ("endpoint", endpoint.clone()),
+            ("auth", "api_keys".to_owned()),
+            ("api_key", key.to_owned()),
+            ("vault", "hsm".to_owned()),
+        ]
+    };
+    let wizard_post = "/platform/partitions/new";
+    let tested = world
+        .post(wizard_post, &pairs(&form("test", wrong)), &mut admin)
+        .await;
+    assert_eq!(tested.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = between(&tested.body, "data-testid=\"connection-error\"", "</p>");
+    assert!(error.contains("refused the credentials"), "{error}");
+    assert!(error.contains("API key"), "{error}");
+    assert!(
+        !tested.body.contains(wrong),
+        "the submitted key is not echoed"
+    );
+    assert!(
+        tested.body.contains("value=\"initech\""),
+        "other fields are kept"
+    );
+    assert!(tested.body.contains("value=\"#123abc\""));
+
+    let tested = world
+        .post(wizard_post, &pairs(&form("test", &right)), &mut admin)
+        .await;
+    assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
+    assert!(tested.body.contains("data-testid=\"connection-ok\""));
+    assert!(!between(&tested.body, "data-testid=\"tsb-version\">", "<").is_empty());
+    assert!(tested.body.contains("data-testid=\"keystore-statistics\""));
+    assert!(!tested.body.contains(&right));
+
+    let onboarded = world
+        .post(wizard_post, &pairs(&form("onboard", &right)), &mut admin)
+        .await;
+    assert_eq!(
+        onboarded.location.as_deref(),
+        Some("/platform/partitions?done=partition_onboarded#main"),
+        "{}",
+        onboarded.body
+    );
+    let again = world
+        .post(wizard_post, &pairs(&form("onboard", &right)), &mut admin)
+        .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(again.body.contains("registered already"), "{}", again.body);
+    let list = world
+        .get("/platform/partitions?done=partition_onboarded", &mut admin)
+        .await;
+    assert!(list.body.contains("Partition onboarded."));
+    assert!(list.body.contains("data-partition-row=\"initech\""));
+    assert!(list.body.contains("fill=\"#123abc\""));
+    let home = world.get("/", &mut admin).await;
+    assert!(home.body.contains("data-partition=\"initech\""));
+
+    // Switching changes the partition of every page.
+    let switched = world
+        .post(
+            "/partition",
+            &[
+                ("csrf", &home.csrf()),
+                ("partition", "globex"),
+                ("return_to", "/users"),
+            ],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(switched.location.as_deref(), Some("/users"));
+    let users = world.get("/users", &mut admin).await;
+    assert!(users.body.contains("People with access to Globex"));
+    assert!(users.body.contains("href=\"/partitions/globex\""));
+
+    // Edit: name and colour, suspend, a failed rotation test, offboarding.
+    let edit = world.get("/platform/partitions/initech", &mut admin).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit.body.contains("Nothing in the HSM is deleted"));
+    let csrf = edit.csrf();
+    let saved = world
+        .post(
+            "/platform/partitions/initech",
+            &[
+                ("csrf", &csrf),
+                ("display_name", "Initech Labs"),
+                ("colour", "#ef4444"),
+            ],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/platform/partitions/initech?done=partition_saved#main")
+    );
+    let refused = world
+        .post(
+            "/platform/partitions/initech",
+            &[("csrf", &csrf), ("display_name", "  "), ("colour", "")],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let suspended = world
+        .post(
+            "/platform/partitions/initech/status",
+            &[("csrf", &csrf), ("status", "suspended")],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(
+        suspended.location.as_deref(),
+        Some("/platform/partitions/initech?done=partition_suspended#main")
+    );
+    let home = world.get("/", &mut admin).await;
+    assert!(
+        home.body.contains(
+            "data-partition=\"initech\" data-status=\"suspended\" data-colour=\"#ef4444\""
+        )
+    );
+    assert!(home.body.contains("Initech Labs"));
+    let status = world.get("/partitions/initech", &mut admin).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert!(status.body.contains("<strong>Suspended.</strong>"));
+
+    let rotation = world
+        .post(
+            "/platform/partitions/initech/credentials",
+            &[
+                ("csrf", &csrf),
+                ("intent", "test"),
+                ("endpoint", &endpoint),
+                ("auth", "api_keys"),
+                ("api_key", wrong),
+            ],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(rotation.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(rotation.body.contains("data-testid=\"connection-error\""));
+    assert!(!rotation.body.contains(wrong));
+    let rotated = world
+        .post(
+            "/platform/partitions/initech/credentials",
+            &[
+                ("csrf", &csrf),
+                ("intent", "rotate"),
+                ("endpoint", &endpoint),
+                ("auth", "api_keys"),
+                ("api_key", &right),
+            ],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(
+        rotated.location.as_deref(),
+        Some("/platform/partitions/initech?done=credentials_rotated#main"),
+        "{}",
+        rotated.body
+    );
+
+    let mismatch = world
+        .post(
+            "/platform/partitions/initech/offboard",
+            &[("csrf", &csrf), ("confirm", "acme")],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(mismatch.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(mismatch.body.contains("type the partition id initech"));
+    let offboarded = world
+        .post(
+            "/platform/partitions/initech/offboard",
+            &[("csrf", &csrf), ("confirm", "initech")],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(
+        offboarded.location.as_deref(),
+        Some("/platform/partitions?done=partition_offboarded#main")
+    );
+    let list = world.get("/platform/partitions", &mut admin).await;
+    assert!(!list.body.contains("data-partition-row=\"initech\""));
+    let gone = world.get("/platform/partitions/initech", &mut admin).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn members_see_their_partitions_only_and_keep_own_credentials() {
+    let world = world().await;
+    let mut admin = first_admin(&world).await;
+    let users = world.get("/users", &mut admin).await;
+    let created = world
+        .post(
+            "/users",
+            &[
+                ("csrf", &users.csrf()),
+                ("username", "reader"),
+                ("password", READER_PASSWORD),
+                ("role", "readonly"),
+            ],
+            &mut admin,
+        )
+        .await;
+    assert_eq!(
+        created.location.as_deref(),
+        Some("/users?done=user_created")
+    );
+    let mut reader = sign_in(&world, "reader", READER_PASSWORD).await;
+
+    let home = world.get("/", &mut reader).await;
+    assert!(!home.body.contains("data-nav=\"platform-partitions\""));
+    assert!(home.body.contains("href=\"/partitions/acme\""));
+    let status = world.get("/partitions/acme", &mut reader).await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert!(!between(&status.body, "data-testid=\"tsb-version\">", "<").is_empty());
+    assert!(
+        !status.body.contains("data-testid=\"partition-endpoint\""),
+        "endpoints are for operators"
+    );
+    assert_eq!(
+        world
+            .get("/partitions", &mut reader)
+            .await
+            .location
+            .as_deref(),
+        Some("/partitions/acme")
+    );
+
+    // Another tenant's partition does not exist for this member; a bad id neither.
+    for path in [
+        "/partitions/globex",
+        "/partitions/globex/credentials",
+        "/partitions/No-Such!",
+    ] {
+        let page = world.get(path, &mut reader).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.body.contains("data-status=\"404\""), "{path}");
+    }
+    // The operator pages are refused.
+    for path in [
+        "/platform/partitions",
+        "/platform/partitions/new",
+        "/platform/partitions/acme",
+    ] {
+        let page = world.get(path, &mut reader).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(page.body.contains("data-status=\"403\""), "{path}");
+    }
+    // A partition it is not bound to cannot be selected, by form or by cookie.
+    let refused = world
+        .post(
+            "/partition",
+            &[("csrf", &home.csrf()), ("partition", "globex")],
+            &mut reader,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    reader
+        .0
+        .insert("km_partition".to_owned(), "globex".to_owned());
+    let home = world.get("/", &mut reader).await;
+    assert!(
+        home.body
+            .contains("data-testid=\"current-partition\">Acme Corp<")
+    );
+
+    // Own credentials: a wrong key is explained and not echoed, the right one kept and removed.
+    let page = world.get("/partitions/acme/credentials", &mut reader).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("none kept"));
+    let csrf = page.csrf();
+    let wrong = "not-my-key-at-all-9876";
+    let failed = world
+        .post(
+            "/partitions/acme/credentials",
+            &[("csrf", &csrf), ("auth", "api_keys"), ("api_key", wrong)],
+            &mut reader,
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(failed.body.contains("data-testid=\"connection-error\""));
+    assert!(!failed.body.contains(wrong));
+    assert!(failed.body.contains("none kept"));
+    let right = api_key("acme");
+    let saved = world
+        .post(
+            "/partitions/acme/credentials",
+            &[("csrf", &csrf), ("auth", "api_keys"), ("api_key", &right)],
+            &mut reader,
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    assert!(saved.body.contains("data-testid=\"connection-ok\""));
+    assert!(saved.body.contains("your own are kept"));
+    assert!(!saved.body.contains(&right));
+    let removed = world
+        .post(
+            "/partitions/acme/credentials/remove",
+            &[("csrf", &csrf)],
+            &mut reader,
+        )
+        .await;
+    assert_eq!(
+        removed.location.as_deref(),
+        Some("/partitions/acme/credentials?done=own_credentials_removed")
+    );
+    let page = world.get("/partitions/acme/credentials", &mut reader).await;
+    assert!(page.body.contains("none kept"));
 }

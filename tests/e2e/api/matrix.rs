@@ -139,6 +139,46 @@ const ROWS: &[Row] = &[
     ),
     any("list_audit_events", [401, 403, 403, 403, 200]),
     any("verify_audit", [401, 403, 403, 403, 200]),
+    // --- partitions: members see theirs (others are "not found"); operators run the registry ---
+    any("list_my_partitions", [401, 200, 200, 200, 200]),
+    tenant(
+        "get_partition",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "get_partition_status",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "get_own_partition_credentials",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "set_own_partition_credentials",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "clear_own_partition_credentials",
+        [401, 204, 204, 204, 204],
+        [401, 404, 404, 404, 204],
+    ),
+    any("list_partitions", [401, 403, 403, 403, 200]),
+    any("list_vaults", [401, 403, 403, 403, 200]),
+    any("test_partition_connection", [401, 403, 403, 403, 200]),
+    any("onboard_partition", [401, 403, 403, 403, 201]),
+    any("update_partition", [401, 403, 403, 403, 200]),
+    any("rotate_partition_credentials", [401, 403, 403, 403, 200]),
+    any("offboard_partition", [401, 403, 403, 403, 204]),
+    // --- single sign-on: the sign-in options are public; the configuration is the operators' ---
+    any("get_login_options", [200, 200, 200, 200, 200]),
+    any("get_sso_settings", [401, 403, 403, 403, 200]),
+    any("update_sso_settings", [401, 403, 403, 403, 200]),
+    any("set_sso_client_secret", [401, 403, 403, 403, 204]),
+    any("preview_sso_mapping", [401, 403, 403, 403, 200]),
 ];
 
 /// `operationId` → (method, path template) from the document.
@@ -263,6 +303,15 @@ impl Matrix {
         created.body["info"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// A connection body for `tenant`'s emulator partition with its right API key.
+    fn connection(&self, tenant: &str) -> Value {
+        json!({
+            "endpoint": self.world.emulator.partition_url(tenant),
+            "auth": "api_keys",
+            "credentials": {"api_key": super::tenant_api_key(tenant)},
+        })
+    }
+
     /// The caller, path parameters and body of one cell.
     async fn prepare(
         &mut self,
@@ -350,6 +399,65 @@ impl Matrix {
             "set_platform_role" => Some(json!({"role": null})),
             "update_user" => Some(json!({"display_name": "Pawn"})),
             "reset_user_password" => Some(json!({"new_password": "granite orchard falcon three"})),
+            "set_own_partition_credentials" => {
+                Some(json!({"api_key": super::tenant_api_key(tenant)}))
+            }
+            "test_partition_connection" | "rotate_partition_credentials" => {
+                Some(self.connection(tenant))
+            }
+            "onboard_partition" => Some(json!({
+                "id": format!("onboarded{cell}"),
+                "display_name": format!("Onboarded {cell}"),
+                "connection": self.connection(tenant),
+            })),
+            "update_partition" => Some(json!({"display_name": "Renamed", "colour": "#10b981"})),
+            "offboard_partition" => {
+                // Always a partition of its own, so a wrong answer cannot take a tenant away.
+                let victim = format!("leaving{cell}");
+                let onboarded = self
+                    .world
+                    .call(
+                        Method::POST,
+                        "/api/v1/platform/partitions",
+                        &self.root,
+                        Some(json!({
+                            "id": victim,
+                            "display_name": "Leaving",
+                            "connection": self.connection(tenant),
+                        })),
+                    )
+                    .await;
+                assert_eq!(onboarded.status, StatusCode::CREATED, "{}", onboarded.text);
+                params.insert("tenant", victim.clone());
+                params.insert("query", format!("?confirm={victim}"));
+                None
+            }
+            "update_sso_settings" => Some(json!({"local_login": true, "providers": []})),
+            "set_sso_client_secret" => {
+                let provider = json!({"local_login": true, "providers": [{
+                    "id": "corp", "display_name": "Corp", "kind": "oidc",
+                    "issuer_url": "https://idp.example", "client_id": "km", "enabled": false,
+                    "mapping": {"allowed_group_ids": [], "rules": []}
+                }]});
+                let saved = self
+                    .world
+                    .call(
+                        Method::PUT,
+                        "/api/v1/platform/sso",
+                        &self.root,
+                        Some(provider),
+                    )
+                    .await;
+                assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+                params.insert("provider", "corp".to_owned());
+                Some(json!({"client_secret": "s3cret-value"}))
+            }
+            "preview_sso_mapping" => Some(json!({
+                "mapping": {"allowed_group_ids": [], "rules": [
+                    {"claim": "group", "value": "g", "scope": "acme", "role": "user"}
+                ]},
+                "groups": ["g"]
+            })),
             "update_settings" => Some(json!({"second_factor": "optional", "reverify_hours": 12,
                 "session_idle_minutes": 30, "session_absolute_hours": 12,
                 "lockout_threshold": 5, "lockout_minutes": 15})),
@@ -378,6 +486,9 @@ async fn every_endpoint_by_every_role_on_own_and_other_tenant() {
                 let mut path = format!("/api/v1{template}");
                 for (name, value) in &params {
                     path = path.replace(&format!("{{{name}}}"), value);
+                }
+                if let Some(query) = params.get("query") {
+                    path.push_str(query);
                 }
                 let rid = format!("matrix-{cell}");
                 let answer = matrix

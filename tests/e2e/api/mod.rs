@@ -15,16 +15,22 @@ mod matrix;
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
-use km_auth::{BcryptConfig, TotpRsProvider, identity_ports};
+use km_auth::{BcryptConfig, HttpSso, HttpSsoConfig, TotpRsProvider, identity_ports};
 use km_core::identity::{SetupStart, TotpSecret};
+use km_core::{
+    ApiKeyCredentials, NewPartition, PartitionCredentials, PartitionTarget, Partitions, SsoService,
+    VaultSet,
+};
 use km_core::{
     App, AppParts, AuditConfig, AuditLog, Clock, Identity, IdentityConfig, ManualClock, NoSink,
     SecretText, SignatureVerifier, StateStore, StateStoreConfig,
 };
-use km_hsm_tsb::TsbHsm;
+use km_domain::{AuthMode, DisplayName, TenantId, TsbEndpoint};
+use km_hsm_tsb::{TsbHsm, TsbPartitionConnector};
 use km_testkit::EmulatorFixture;
 use km_tsb::TsbClient;
-use km_tsb_emulator::EmulatorConfig;
+use km_tsb_emulator::{ApiKeyGroups, EmulatorConfig, PartitionConfig};
+use km_vault_hsm::HsmVault;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -33,6 +39,45 @@ use serde_json::{Value, json};
 pub const START: u64 = 1_800_000_000;
 pub const ROOT_PASSWORD: &str = "violet harbour lantern nine";
 pub const PASSWORD: &str = "copper meadow whistle seven";
+/// The tenant partitions every `ApiWorld` registers, each an emulator partition with its own API
+/// key (the management partition is the emulator's first, open partition).
+pub const TENANTS: [(&str, &str, &str); 2] = [
+    ("acme", "Acme Corp", "acme-api-key-5f1c2e"),
+    ("globex", "Globex", "globex-api-key-9b7d04"),
+];
+
+/// A second key the emulator's `acme` partition accepts (for credential rotation).
+pub const ACME_NEXT_KEY: &str = "acme-api-key-next-77aa10";
+
+/// The API key of tenant partition `tenant` in the emulator.
+pub fn tenant_api_key(tenant: &str) -> &'static str {
+    TENANTS
+        .iter()
+        .find(|(id, _, _)| *id == tenant)
+        .map(|(_, _, key)| *key)
+        .unwrap_or_else(|| panic!("no test tenant {tenant}"))
+}
+
+/// Adds the tenant partitions of [`TENANTS`] to an emulator configuration.
+fn with_tenant_partitions(mut emulator: EmulatorConfig) -> EmulatorConfig {
+    for (id, _, key) in TENANTS {
+        if !emulator.partitions.iter().any(|p| p.name == id) {
+            let mut keys = vec![key.to_owned()];
+            if id == "acme" {
+                keys.push(ACME_NEXT_KEY.to_owned());
+            }
+            let groups = ApiKeyGroups {
+                key_management: keys.clone(),
+                key_operation: keys.clone(),
+                approver: keys.clone(),
+                service: keys.clone(),
+                approver_key_management: keys,
+            };
+            emulator.partitions.push(PartitionConfig::new(id, groups));
+        }
+    }
+    emulator
+}
 
 /// aws-lc-rs behind the verifier port (as the binary wires it).
 struct Verifier;
@@ -111,7 +156,9 @@ impl ApiWorld {
 
     /// Over an emulator started with `emulator` (e.g. with its fault-injection admin API).
     pub async fn start_over(emulator: EmulatorConfig, config: IdentityConfig) -> Self {
-        let fixture = EmulatorFixture::start(emulator).await.unwrap();
+        let fixture = EmulatorFixture::start(with_tenant_partitions(emulator))
+            .await
+            .unwrap();
         let clock = Arc::new(ManualClock::new(START));
         let hsm = Arc::new(TsbHsm::new(
             TsbClient::builder(fixture.base_url()).build().unwrap(),
@@ -138,10 +185,38 @@ impl ApiWorld {
         let app = App::new(AppParts {
             identity,
             audit,
-            store,
+            store: store.clone(),
             clock: clock.clone() as Arc<dyn Clock>,
             verifier: Arc::new(Verifier),
+            partitions: Partitions::new(
+                store.clone(),
+                VaultSet::new().with("hsm", Arc::new(HsmVault::new(store.clone()))),
+                Arc::new(TsbPartitionConnector::default()),
+            ),
+            sso: SsoService::new(
+                store.clone(),
+                clock.clone() as Arc<dyn Clock>,
+                Arc::new(HttpSso::new(HttpSsoConfig::default()).unwrap()),
+            ),
         });
+        for (id, name, key) in TENANTS {
+            let new = NewPartition {
+                id: TenantId::parse(id).unwrap(),
+                display_name: DisplayName::parse(name).unwrap(),
+                colour: None,
+                target: PartitionTarget {
+                    endpoint: TsbEndpoint::parse(&fixture.partition_url(id)).unwrap(),
+                    auth: AuthMode::ApiKeys,
+                    ca_pem: None,
+                },
+                vault: None,
+                credentials: PartitionCredentials {
+                    api_keys: ApiKeyCredentials::single(SecretText::from(key)),
+                    ..PartitionCredentials::default()
+                },
+            };
+            app.partitions().onboard(new, "system:test").await.unwrap();
+        }
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
             .await

@@ -4,7 +4,9 @@
 pub(crate) mod account;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod partitions;
 pub(crate) mod platform;
+pub(crate) mod sso;
 pub(crate) mod users;
 
 use km_core::{AppError, PageRequest, RequestId};
@@ -30,6 +32,9 @@ pub(crate) enum ApiTags {
     Settings,
     /// The audit log.
     Audit,
+    /// HSM partitions (tenants): what members see, their own credentials, and the operators'
+    /// registry.
+    Partitions,
 }
 
 /// Maps an app error to its response (the one mapping lives in `problem::status_of`).

@@ -105,6 +105,29 @@ pub enum AppError {
     /// The HSM (management partition) does not answer.
     #[error("the HSM is unavailable; try again later")]
     HsmUnavailable,
+    /// A tenant partition's TSB refused keymanager's credentials or could not be reached; the
+    /// message carries the TSB's own error and what to check.
+    #[error("{message}")]
+    PartitionConnection {
+        /// Explanation with the TSB's error.
+        message: String,
+    },
+    /// A single sign-on was refused: the provider's answer failed, or the person's groups do not
+    /// grant access. The message says what to do.
+    #[error("{message}")]
+    SsoRefused {
+        /// Stable sub-code: `not_in_allowed_group`, `no_partition_mapping`, `groups_overage`,
+        /// `invalid_response`, `provider_denied`, `provider_unavailable`.
+        reason: &'static str,
+        /// Safe explanation.
+        message: String,
+    },
+    /// A credential vault failed (unreachable, or it refused keymanager's own credentials).
+    #[error("{message}")]
+    VaultUnavailable {
+        /// The vault's error, naming the backend and what to check.
+        message: String,
+    },
     /// Anything else; the cause is in the server log under the request id.
     #[error("internal error; the server log has the details under this request id")]
     Internal,
@@ -134,6 +157,9 @@ impl AppError {
             Self::Busy => "busy",
             Self::AuditUnavailable => "audit_unavailable",
             Self::HsmUnavailable => "hsm_unavailable",
+            Self::PartitionConnection { .. } => "partition_connection_failed",
+            Self::VaultUnavailable { .. } => "vault_unavailable",
+            Self::SsoRefused { .. } => "sso_refused",
             Self::Internal => "internal",
         }
     }
@@ -146,7 +172,8 @@ impl AppError {
             Self::Unauthenticated { ended: Some(end) } => end.code(),
             Self::Forbidden { reason, .. }
             | Self::Conflict { reason, .. }
-            | Self::InvalidInput { reason, .. } => reason,
+            | Self::InvalidInput { reason, .. }
+            | Self::SsoRefused { reason, .. } => reason,
             other => other.code(),
         }
     }
@@ -156,6 +183,7 @@ impl AppError {
         match self {
             Self::Locked { retry_after_secs } => Some(*retry_after_secs),
             Self::Busy | Self::AuditUnavailable | Self::HsmUnavailable => Some(1),
+            Self::VaultUnavailable { .. } => Some(5),
             _ => None,
         }
     }
@@ -168,7 +196,7 @@ impl AppError {
         }
     }
 
-    fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
         Self::Conflict {
             reason,
             message: message.into(),
@@ -273,6 +301,9 @@ impl From<IdentityError> for AppError {
             E::LoginExpired => Self::LoginExpired,
             E::SessionInvalid(end) => Self::Unauthenticated { ended: Some(end) },
             E::ApiTokenInvalid => Self::InvalidToken,
+            error @ E::ManagedByProvider(_) => {
+                Self::conflict("managed_by_identity_provider", error.to_string())
+            }
             error @ (E::ApiTokenRoleTooHigh { .. } | E::NotOnSelf(_)) => Self::Forbidden {
                 reason: error.code(),
                 message: error.to_string(),
@@ -289,6 +320,32 @@ impl From<IdentityError> for AppError {
             | E::Totp(_)
             | E::Crypto(_)
             | E::Inconsistent(_)) => Self::internal("identity failure", &error),
+        }
+    }
+}
+
+impl From<crate::PartitionError> for AppError {
+    fn from(error: crate::PartitionError) -> Self {
+        use crate::PartitionError as E;
+        match error {
+            E::NotFound(_) => Self::NotFound { what: "partition" },
+            error @ E::Exists(_) => Self::conflict("partition_exists", error.to_string()),
+            error @ E::Suspended(_) => Self::conflict("partition_suspended", error.to_string()),
+            error @ E::CredentialsMissing(_) => {
+                Self::conflict("credentials_missing", error.to_string())
+            }
+            error @ E::UnknownVault(..) => Self::invalid("unknown_vault", error.to_string()),
+            E::InvalidCredentials(message) => Self::invalid("invalid_credentials", message),
+            E::Connection(hsm) => Self::PartitionConnection {
+                message: crate::partitions::explain_connection_failure(&hsm),
+            },
+            E::Vault(vault) => {
+                tracing::error!(error = %vault, "credential vault failed");
+                Self::VaultUnavailable {
+                    message: vault.to_string(),
+                }
+            }
+            E::Store(store) => store.into(),
         }
     }
 }

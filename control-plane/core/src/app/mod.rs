@@ -28,7 +28,9 @@ mod audit_query;
 mod auth;
 mod error;
 mod page;
+mod partitions;
 mod settings;
+mod sso;
 mod tokens;
 mod users;
 
@@ -45,12 +47,14 @@ pub use audit_query::{AuditFilter, AuditVerifySummary};
 pub use auth::{CompleteSetup, SetupStatus};
 pub use error::AppError;
 pub use page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest};
+pub use sso::{LoginOptions, SsoSettingsView};
 pub use users::UserUpdate;
 
 use crate::audit::{AuditLog, SignatureVerifier};
 use crate::identity::{Caller, Identity, SecondFactorState, SecretText};
 use crate::settings::{Settings, SettingsService};
-use crate::{Clock, StateStore};
+use crate::sso::SsoService;
+use crate::{Clock, Partitions, StateStore};
 
 /// Actor recorded for requests without an authenticated principal.
 pub const ANONYMOUS_ACTOR: &str = "anonymous";
@@ -108,6 +112,10 @@ pub struct AppParts {
     pub clock: Arc<dyn Clock>,
     /// Checks checkpoint signatures when the audit log is verified (an aws-lc-rs adapter).
     pub verifier: Arc<dyn SignatureVerifier + Send + Sync>,
+    /// The partition registry with its vaults and per-partition HSM clients.
+    pub partitions: Partitions,
+    /// Single sign-on: configuration, client secrets, pending logins, protocol adapter.
+    pub sso: SsoService,
 }
 
 impl std::fmt::Debug for AppParts {
@@ -129,6 +137,8 @@ struct AppInner {
     store: StateStore,
     clock: Arc<dyn Clock>,
     verifier: Arc<dyn SignatureVerifier + Send + Sync>,
+    partitions: Partitions,
+    sso: SsoService,
 }
 
 impl std::fmt::Debug for App {
@@ -161,6 +171,8 @@ impl App {
                 store: parts.store,
                 clock: parts.clock,
                 verifier: parts.verifier,
+                partitions: parts.partitions,
+                sso: parts.sso,
             }),
         }
     }

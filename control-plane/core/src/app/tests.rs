@@ -113,6 +113,16 @@ fn every_error_has_a_distinct_code_and_internal_ones_say_nothing() {
         AppError::Busy,
         AppError::AuditUnavailable,
         AppError::HsmUnavailable,
+        AppError::PartitionConnection {
+            message: String::new(),
+        },
+        AppError::VaultUnavailable {
+            message: String::new(),
+        },
+        AppError::SsoRefused {
+            reason: "no_partition_mapping",
+            message: String::new(),
+        },
         AppError::Internal,
     ];
     let mut codes: Vec<&str> = errors.iter().map(AppError::code).collect();

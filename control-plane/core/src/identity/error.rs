@@ -126,6 +126,12 @@ pub enum IdentityError {
     /// The change is not allowed on one's own account through this path.
     #[error("{0}")]
     NotOnSelf(&'static str),
+    /// The account signs in through an identity provider; its password and second factor are
+    /// managed there.
+    #[error(
+        "this account signs in through the identity provider {0}; its password and second factor are managed there"
+    )]
+    ManagedByProvider(String),
     /// A service was handed a grant for another action or tenant (a programming error).
     #[error(transparent)]
     Grant(#[from] GrantMismatch),
@@ -175,6 +181,7 @@ impl IdentityError {
             Self::UserExists(_) => "user_exists",
             Self::LastPlatformAdmin => "last_platform_admin",
             Self::NotOnSelf(_) => "not_on_self",
+            Self::ManagedByProvider(_) => "managed_by_identity_provider",
             Self::Grant(_) => "grant_mismatch",
             Self::InvalidId(_) => "invalid_id",
             Self::Store(error) if error.is_transient() => "busy",

@@ -20,6 +20,7 @@ mod api_tokens;
 mod caller;
 mod config;
 mod error;
+mod external;
 mod login;
 mod password_policy;
 mod ports;
@@ -45,6 +46,7 @@ pub use api_tokens::{
 pub use caller::Caller;
 pub use config::{IdentityConfig, SecondFactorPolicy};
 pub use error::{IdentityError, SessionEnd};
+pub use external::{ExternalSignIn, SsoLink};
 pub use login::{LoginOutcome, LoginService, PendingLogin, SecondFactor};
 pub use password_policy::{PasswordPolicy, PasswordRejected};
 pub use ports::{
@@ -329,6 +331,11 @@ impl Ctx {
     where
         F: FnMut(Option<Versioned<CredentialRecord>>) -> Result<CredentialRecord, IdentityError>,
     {
+        if let Some(user) = self.get_user(username).await?
+            && let Some(link) = &user.value.sso
+        {
+            return Err(IdentityError::ManagedByProvider(link.provider.clone()));
+        }
         Ok(self
             .0
             .store

@@ -55,6 +55,9 @@ pub(crate) struct UserRecord {
     /// Mirrors whether the credential holds a TOTP enrolment, so listings need no unseal.
     #[serde(default)]
     pub(crate) totp_enrolled: bool,
+    /// Set for accounts that sign in through an identity provider (they have no password).
+    #[serde(default)]
+    pub(crate) sso: Option<super::external::SsoLink>,
 }
 
 impl UserRecord {
@@ -112,6 +115,8 @@ pub enum AuthMethod {
     PasswordTotp,
     /// Password and a recovery code.
     PasswordRecoveryCode,
+    /// Through an identity provider (which enforces its own second factor).
+    Sso,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -119,6 +119,13 @@ impl Ctx {
         verified_at: Option<Timestamp>,
         now: Timestamp,
     ) -> SecondFactorState {
+        if user.sso.is_some() {
+            // The identity provider proved the second factor (or its policy waived it) when it
+            // issued the sign-in; there is no TOTP here to re-verify.
+            return SecondFactorState::Verified {
+                at: verified_at.unwrap_or(now),
+            };
+        }
         if user.totp_enrolled {
             match verified_at {
                 Some(at) if now < at.saturating_add(effective.reverify_secs) => {

@@ -190,6 +190,7 @@ impl SetupService {
             locked_until: None,
             last_login_at: None,
             totp_enrolled: false,
+            sso: None,
         };
         // A crashed earlier setup may have left this user behind; only such a record is replaced.
         ctx.store()

@@ -216,6 +216,9 @@ impl Ctx {
         password: &SecretText,
     ) -> Result<(), IdentityError> {
         let user = self.require_user(username).await?.value;
+        if let Some(link) = &user.sso {
+            return Err(IdentityError::ManagedByProvider(link.provider.clone()));
+        }
         let now = self.now();
         if let Some(until) = user.locked_at(now) {
             return Err(IdentityError::Locked {

@@ -421,6 +421,7 @@ impl Ctx {
             locked_until: None,
             last_login_at: None,
             totp_enrolled: false,
+            sso: None,
         };
         match self
             .store()

@@ -34,6 +34,8 @@ enum Intent {
     TenantWork,
     /// Users and configuration of a tenant.
     TenantAdministration,
+    /// One's own credentials for a tenant's partition: any role on the tenant.
+    OwnTenantCredentials,
     /// Reads platform-wide information.
     PlatformRead,
     /// Changes the platform (partitions, SSO, plugins, accounts, operators, global settings).
@@ -47,6 +49,7 @@ fn intent(action: Action) -> Intent {
         Action::ChangeOwnPassword | Action::ManageOwnTotp | Action::ManageOwnApiTokens => {
             OwnCredentials
         }
+        Action::ManageOwnPartitionCredentials => OwnTenantCredentials,
         Action::ListUsers
         | Action::ReadUser
         | Action::CreateUser
@@ -195,7 +198,7 @@ fn expected(
                 Err(DenyReason::InteractiveUserOnly { kind })
             };
         }
-        Intent::TenantRead | Intent::PlatformRead => Role::Readonly,
+        Intent::TenantRead | Intent::PlatformRead | Intent::OwnTenantCredentials => Role::Readonly,
         Intent::TenantWork => Role::User,
         Intent::TenantAdministration | Intent::PlatformAdministration => Role::Admin,
     };
@@ -397,9 +400,10 @@ fn every_action_has_exactly_one_row_and_the_list_is_complete() {
         // the independent classification agrees on the scope kind
         let scope = match intent(action) {
             Intent::OwnView | Intent::OwnCredentials => ScopeKind::Account,
-            Intent::TenantRead | Intent::TenantWork | Intent::TenantAdministration => {
-                ScopeKind::Tenant
-            }
+            Intent::TenantRead
+            | Intent::TenantWork
+            | Intent::TenantAdministration
+            | Intent::OwnTenantCredentials => ScopeKind::Tenant,
             Intent::PlatformRead | Intent::PlatformAdministration => ScopeKind::Platform,
         };
         assert_eq!(
@@ -609,7 +613,10 @@ proptest! {
             binding.role = Role::Readonly;
         }
         if authorize(&who, place.as_ref(), action).is_ok() && mutates(action) {
-            prop_assert_eq!(intent(action), Intent::OwnCredentials);
+            prop_assert!(matches!(
+                intent(action),
+                Intent::OwnCredentials | Intent::OwnTenantCredentials
+            ));
         }
     }
 

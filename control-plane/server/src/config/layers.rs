@@ -62,7 +62,14 @@ pub fn read(path: &Path, env: &[(String, String)]) -> Result<Layers, ConfigError
 }
 
 /// The sections a variable can address (the top-level tables of the schema).
-const SECTIONS: [&str; 5] = ["server", "management", "identity", "audit", "state"];
+const SECTIONS: [&str; 6] = [
+    "server",
+    "management",
+    "identity",
+    "audit",
+    "state",
+    "partitions",
+];
 
 /// `KM_MANAGEMENT__API_KEYS__SERVICE` → `Some(["management", "api_keys", "service"])`.
 ///

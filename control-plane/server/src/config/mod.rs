@@ -32,8 +32,8 @@ use zeroize::Zeroizing;
 
 pub use layers::ENV_PREFIX;
 use raw::{
-    RawApiKeys, RawAudit, RawAuditStream, RawConfig, RawIdentity, RawManagement, RawSecondFactor,
-    RawSecret, RawSecretList, RawServer, RawState,
+    RawApiKeys, RawAudit, RawAuditStream, RawConfig, RawIdentity, RawManagement, RawPartitions,
+    RawSecondFactor, RawSecret, RawSecretList, RawServer, RawState, RawVault,
 };
 
 /// Lowest bcrypt cost `serve` accepts: below it a stolen hash is cheap to attack.
@@ -115,8 +115,31 @@ pub struct Config {
     pub audit: AuditSettings,
     /// `[state]`
     pub state: StateSettings,
+    /// `[partitions] default_vault`: the vault new partitions use (`hsm` when unset).
+    pub default_vault: Option<String>,
+    /// `[vaults.<id>]`: credential vaults besides the built-in `hsm`, by id.
+    pub vaults: Vec<(String, VaultSpec)>,
     /// Which settings came from which `KM_*` variable (for [`Config::summary`]).
     from_env: BTreeMap<String, String>,
+}
+
+/// One configured credential vault.
+#[derive(Debug)]
+pub enum VaultSpec {
+    /// Azure Key Vault.
+    Azure(Box<km_vault_azure::AzureVaultConfig>),
+    /// Google Cloud Secret Manager.
+    Gcp(Box<km_vault_gcp::GcpVaultConfig>),
+}
+
+impl VaultSpec {
+    /// The backend's name.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            VaultSpec::Azure(_) => "azure",
+            VaultSpec::Gcp(_) => "gcp",
+        }
+    }
 }
 
 /// `[server]`
@@ -266,14 +289,65 @@ impl Config {
     /// Checks a raw configuration and applies the defaults. `replica_default` names this replica
     /// when `state.replica` is not set (the host name; a random name otherwise).
     fn from_raw(raw: RawConfig, replica_default: Option<String>) -> Result<Self, ConfigError> {
-        Ok(Self {
+        Self {
             server: server(raw.server.unwrap_or_default())?,
             management: management(raw.management.unwrap_or_default())?,
             identity: identity(raw.identity.unwrap_or_default())?,
             audit: audit(raw.audit.unwrap_or_default())?,
             state: state(raw.state.unwrap_or_default(), replica_default)?,
+            default_vault: None,
+            vaults: Vec::new(),
             from_env: BTreeMap::new(),
-        })
+        }
+        .with_vaults(
+            raw.vaults.unwrap_or_default(),
+            raw.partitions.unwrap_or_default(),
+        )
+    }
+
+    fn with_vaults(
+        mut self,
+        vaults: BTreeMap<String, RawVault>,
+        partitions: RawPartitions,
+    ) -> Result<Self, ConfigError> {
+        for (id, vault) in vaults {
+            let key = format!("vaults.{id}");
+            let slug = !id.is_empty()
+                && id.len() <= 32
+                && id.starts_with(|c: char| c.is_ascii_lowercase())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !slug {
+                return Err(invalid(
+                    &key,
+                    "a vault id is 1-32 of a-z, 0-9 and -, starting with a letter",
+                ));
+            }
+            if id == crate::control_plane::HSM_VAULT_ID {
+                return Err(invalid(
+                    &key,
+                    "`hsm` is the built-in vault on the management partition; choose another id",
+                ));
+            }
+            let spec = match vault {
+                RawVault::Azure(config) => VaultSpec::Azure(Box::new(config)),
+                RawVault::Gcp(config) => VaultSpec::Gcp(Box::new(config)),
+            };
+            self.vaults.push((id, spec));
+        }
+        if let Some(default) = partitions.default_vault {
+            let known = default == crate::control_plane::HSM_VAULT_ID
+                || self.vaults.iter().any(|(id, _)| *id == default);
+            if !known {
+                return Err(invalid(
+                    "partitions.default_vault",
+                    format!("there is no vault {default:?}; use `hsm` or an id under [vaults]"),
+                ));
+            }
+            self.default_vault = Some(default);
+        }
+        Ok(self)
     }
 
     /// Store tunables for km-core.
@@ -408,6 +482,18 @@ impl Config {
             self.state.cache_ttl_secs.to_string(),
         );
         line("state.replica", quoted(&self.state.replica));
+        line(
+            "partitions.default_vault",
+            quoted(
+                self.default_vault
+                    .as_deref()
+                    .unwrap_or(crate::control_plane::HSM_VAULT_ID),
+            ),
+        );
+        for (id, spec) in &self.vaults {
+            // Backend and id only: the settings hold credentials or paths to them.
+            line(&format!("vaults.{id}.backend"), quoted(spec.backend()));
+        }
         out
     }
 

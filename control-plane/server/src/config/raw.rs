@@ -17,6 +17,27 @@ pub struct RawConfig {
     pub identity: Option<RawIdentity>,
     pub audit: Option<RawAudit>,
     pub state: Option<RawState>,
+    pub partitions: Option<RawPartitions>,
+    /// `[vaults.<id>]`: credential vaults besides the built-in `hsm` (file only).
+    pub vaults: Option<std::collections::BTreeMap<String, RawVault>>,
+}
+
+/// `[partitions]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartitions {
+    /// Vault for new partitions' credentials (`hsm` when unset).
+    pub default_vault: Option<String>,
+}
+
+/// `[vaults.<id>]`: `backend = "azure"` or `"gcp"` plus that backend's settings.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case")]
+pub enum RawVault {
+    /// Azure Key Vault.
+    Azure(km_vault_azure::AzureVaultConfig),
+    /// Google Cloud Secret Manager.
+    Gcp(km_vault_gcp::GcpVaultConfig),
 }
 
 /// `[server]`

@@ -319,3 +319,69 @@ fn secrets_never_show_in_debug_summary_or_errors() {
     let error = load(MINIMAL, &[("KM_MANAGEMENT__BEARER_TOKN", SECRET)]).unwrap_err();
     assert!(!error.to_string().contains(SECRET), "{error}");
 }
+
+#[test]
+fn cloud_vaults_are_configured_by_id_and_one_can_be_the_default() {
+    let text = format!(
+        "{MINIMAL}
+[partitions]
+default_vault = \"azure-prod\"
+
+[vaults.azure-prod]
+backend = \"azure\"
+vault_url = \"https://contoso-km.vault.azure.net/\"
+auth = {{ method = \"client_secret\", tenant_id = \"t-1\", client_id = \"c-1\", client_secret = \"{SECRET}\" }}
+
+[vaults.gcp-eu]
+backend = \"gcp\"
+project = \"acme-keymanager\"
+credentials = {{ method = \"application_default\" }}
+"
+    );
+    let config = load(&text, &[]).unwrap();
+    assert_eq!(config.default_vault.as_deref(), Some("azure-prod"));
+    let backends: Vec<(&str, &str)> = config
+        .vaults
+        .iter()
+        .map(|(id, spec)| (id.as_str(), spec.backend()))
+        .collect();
+    assert_eq!(backends, [("azure-prod", "azure"), ("gcp-eu", "gcp")]);
+    let summary = config.summary();
+    assert!(
+        summary.contains("vaults.azure-prod.backend = \"azure\""),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("partitions.default_vault = \"azure-prod\""),
+        "{summary}"
+    );
+    assert!(!summary.contains(SECRET) && !format!("{config:?}").contains(SECRET));
+}
+
+#[test]
+fn vault_mistakes_are_refused_naming_the_setting() {
+    let reserved = format!(
+        "{MINIMAL}[vaults.hsm]\nbackend = \"gcp\"\nproject = \"p\"\ncredentials = {{ method = \"anonymous\" }}\n"
+    );
+    let error = load(&reserved, &[]).unwrap_err().to_string();
+    assert!(
+        error.contains("vaults.hsm") && error.contains("built-in"),
+        "{error}"
+    );
+
+    let unknown_default = format!("{MINIMAL}[partitions]\ndefault_vault = \"nowhere\"\n");
+    let error = load(&unknown_default, &[]).unwrap_err().to_string();
+    assert!(
+        error.contains("partitions.default_vault") && error.contains("nowhere"),
+        "{error}"
+    );
+
+    let typo = format!(
+        "{MINIMAL}[vaults.gcp]\nbackend = \"gcp\"\nproject = \"p\"\ncredentials = {{ method = \"anonymous\" }}\nprojet = \"x\"\n"
+    );
+    let error = load(&typo, &[]).unwrap_err().to_string();
+    assert!(error.contains("projet"), "{error}");
+
+    let backend = format!("{MINIMAL}[vaults.x]\nbackend = \"vault\"\n");
+    assert!(load(&backend, &[]).is_err());
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use askama::Template;
 use km_core::identity::AuthMethod;
 use km_core::{AppError, Me, SecretText};
-use km_domain::{Action, Role, TenantScope};
+use km_domain::{Action, Colour, Role, TenantScope};
 use poem::http::StatusCode;
 use poem::web::{Data, Form};
 use poem::{Request, Response, handler};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::fmt;
 use crate::http::{self, SESSION_COOKIE};
 use crate::pages::{errors, form_ok};
-use crate::partitions::PartitionInfo;
+use crate::partitions::swatch_svg;
 use crate::viewer::{self, Console, Layout, Need, PageMeta, Viewer};
 
 pub(crate) struct AccountView {
@@ -69,6 +69,7 @@ fn method_label(method: AuthMethod) -> &'static str {
         AuthMethod::Password => "Password",
         AuthMethod::PasswordTotp => "Password and authenticator code",
         AuthMethod::PasswordRecoveryCode => "Password and recovery code",
+        AuthMethod::Sso => "Single sign-on",
     }
 }
 
@@ -100,21 +101,12 @@ async fn account_page(
         let (scope, scope_name, swatch) = match &binding.scope {
             TenantScope::AllTenants => ("*".to_owned(), "All partitions".to_owned(), String::new()),
             TenantScope::Tenant(id) => {
-                let info: PartitionInfo = console.partitions.describe(id).await;
-                let view = viewer
-                    .partitions
-                    .iter()
-                    .find(|p| p.id == *id)
-                    .cloned()
-                    .unwrap_or(info);
-                (
-                    id.to_string(),
-                    view.name.clone(),
-                    format!(
-                        "<svg width=\"10\" height=\"10\" viewBox=\"0 0 10 10\" aria-hidden=\"true\"><circle cx=\"5\" cy=\"5\" r=\"5\" fill=\"{}\"/></svg>",
-                        view.colour
-                    ),
-                )
+                // A binding on a partition that is not registered (yet, or any more) shows its id.
+                let (name, colour) = viewer.partitions.iter().find(|p| p.id == *id).map_or_else(
+                    || (id.to_string(), Colour::default_for(id)),
+                    |p| (p.display_name.to_string(), p.colour.clone()),
+                );
+                (id.to_string(), name, swatch_svg(&colour, 10))
             }
         };
         bindings.push(BindingView {

@@ -137,7 +137,10 @@ pub(crate) async fn show_audit(req: &Request, console: Data<&Arc<Console>>) -> R
                 .await,
             format!(
                 "Events about {}.",
-                viewer.current.as_ref().map_or("", |p| p.name.as_str())
+                viewer
+                    .current
+                    .as_ref()
+                    .map_or("", |p| p.display_name.as_str())
             ),
         ),
         None => return errors::forbidden(&viewer, req),

@@ -48,9 +48,17 @@ fn describe(error: &AppError) -> (StatusCode, &'static str, String) {
             "This form has expired",
             "Reload the page and submit it again.".to_owned(),
         ),
-        AppError::Busy | AppError::AuditUnavailable | AppError::HsmUnavailable => (
+        AppError::Busy
+        | AppError::AuditUnavailable
+        | AppError::HsmUnavailable
+        | AppError::VaultUnavailable { .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Temporarily unavailable",
+            error.to_string(),
+        ),
+        AppError::PartitionConnection { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The partition did not accept the connection",
             error.to_string(),
         ),
         AppError::Internal => (

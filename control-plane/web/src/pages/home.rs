@@ -111,7 +111,10 @@ pub(crate) async fn show_home(req: &Request, console: Data<&Arc<Console>>) -> Re
     };
 
     let subtitle = match &viewer.current {
-        Some(partition) => format!("Welcome back. You are working in {}.", partition.name),
+        Some(partition) => format!(
+            "Welcome back. You are working in {}.",
+            partition.display_name
+        ),
         None => "Welcome. You have no role on a partition yet.".to_owned(),
     };
     let layout = viewer.layout(
@@ -160,7 +163,9 @@ pub(crate) async fn switch_partition(
         .iter()
         .find(|p| p.id.as_str() == form.partition)
     else {
-        return errors::app_error(&viewer, req, &AppError::NotFound { what: "partition" });
+        // Not one the viewer may switch to: refused, and a stale choice is forgotten.
+        let refused = errors::app_error(&viewer, req, &AppError::NotFound { what: "partition" });
+        return http::with_cookies(refused, &[http::clear_cookie(PARTITION_COOKIE, "/")]);
     };
     let target = http::safe_return_path(&form.return_to);
     http::redirect(

@@ -167,7 +167,7 @@ async fn users_page(
     };
     let page = UsersPage {
         layout,
-        partition_name: partition.name.clone(),
+        partition_name: partition.display_name.to_string(),
         users: rows,
         total,
         query,

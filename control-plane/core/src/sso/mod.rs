@@ -6,12 +6,16 @@
 //! single-use record, so it works across replicas and cannot be replayed), what the groups and
 //! role claims of an [`ExternalIdentity`] grant (km-domain's mapping rules), and the session.
 
+mod service;
+
 use std::fmt;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::SecretText;
+
+pub use service::{PENDING_LOGIN_SECS, SsoConfig, SsoProviderConfig, SsoService, SsoServiceError};
 
 /// Which protocol and defaults a provider uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
