@@ -625,3 +625,89 @@ async fn after_a_restart_users_totp_and_settings_are_still_there() {
     let mut alice_api = Api::new(&url);
     alice_api.sign_in("alice", ALICE_PASSWORD, None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_cloud_vault_keeps_an_onboarded_partitions_mtls_credentials() {
+    use reqwest::Method;
+    use serde_json::json;
+    let world = World::new().await;
+    let gcp = km_testkit::gcp_secret_manager::FakeSecretManager::start()
+        .await
+        .unwrap();
+    let config = world.config(&format!(
+        r#"
+[partitions]
+default_vault = "gcp-test"
+
+[vaults.gcp-test]
+backend = "gcp"
+project = "{project}"
+endpoint = "{endpoint}"
+credentials = {{ method = "anonymous" }}
+"#,
+        project = gcp.project(),
+        endpoint = gcp.endpoint(),
+    ));
+    let (process, url) = start_serving(&config);
+    let token = setup_token(&process).expect("setup token");
+    let mut api = Api::new(&url);
+    api.expect(
+        Method::POST,
+        "/auth/setup",
+        Some(json!({ "setup_token": token, "username": "admin", "password": ADMIN_PASSWORD })),
+        201,
+    )
+    .await;
+    api.sign_in("admin", ADMIN_PASSWORD, None).await;
+    let vaults = api.expect(Method::GET, "/platform/vaults", None, 200).await;
+    assert_eq!(
+        vaults,
+        json!([{"id": "gcp-test", "kind": "gcp", "default": true}, {"id": "hsm", "kind": "hsm", "default": false}])
+    );
+
+    // A tenant reached over mutual TLS with per-group API keys; its credentials go to the
+    // default vault (Google Secret Manager, here its protocol fake driven by the official client).
+    let tenant_client = world.pki.client("tenant").unwrap();
+    let keys = &world.keys;
+    let connection = json!({
+        "endpoint": world.fixture.partition_url(PARTITION),
+        "auth": "mtls",
+        "ca_pem": world.pki.ca_pem,
+        "credentials": {
+            "client_certificate_pem": tenant_client.certificate_pem,
+            "client_key_pem": tenant_client.private_key_pem,
+            "api_keys": {
+                "key_management": keys.key_management[0],
+                "key_operation": keys.key_operation[0],
+                "service": keys.service[0],
+                "approver": keys.approver[0],
+                "approver_key_management": keys.approver_key_management[0],
+            }
+        }
+    });
+    let onboarded = api
+        .expect(
+            Method::POST,
+            "/platform/partitions",
+            Some(json!({"id": "tenant", "display_name": "Tenant over mTLS", "connection": connection})),
+            201,
+        )
+        .await;
+    assert_eq!(onboarded["vault"], "gcp-test");
+    assert_eq!(onboarded["auth"], "mtls");
+    assert_eq!(gcp.secret_ids(), ["km-partition-tenant"]);
+    let status = api
+        .expect(Method::GET, "/tenants/tenant/status", None, 200)
+        .await;
+    assert!(
+        status["version"]
+            .as_str()
+            .unwrap()
+            .contains("keymanager-emulator")
+    );
+
+    let (exit, output) = process.terminate(START);
+    assert!(exit.success(), "{output}");
+    assert_no_secret(&world, &output);
+    assert!(!output.contains(tenant_client.private_key_pem.lines().nth(1).unwrap()));
+}

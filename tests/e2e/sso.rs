@@ -340,3 +340,126 @@ async fn bad_configurations_are_refused_with_what_to_fix() {
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
 }
+
+#[tokio::test]
+async fn turning_local_sign_in_off_keeps_platform_administrators_as_break_glass() {
+    let (world, _provider, root) = configured().await;
+    world.create_user(&root, "acme", "amy", "user").await;
+    let mut settings = world
+        .call(Method::GET, "/api/v1/platform/sso", &root, None)
+        .await
+        .body;
+    settings["local_login"] = json!(false);
+    for provider in settings["providers"].as_array_mut().unwrap() {
+        provider
+            .as_object_mut()
+            .unwrap()
+            .remove("client_secret_set");
+    }
+    let saved = world
+        .call(Method::PUT, "/api/v1/platform/sso", &root, Some(settings))
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+
+    let options = world
+        .call(
+            Method::GET,
+            "/api/v1/auth/login-options",
+            &Auth::Anonymous,
+            None,
+        )
+        .await;
+    assert_eq!(
+        options.body,
+        json!({"local_login": false, "providers": [{"id": "corp", "display_name": "Corp SSO"}]})
+    );
+
+    for (username, password) in [("amy", crate::api::PASSWORD), ("nobody", "whatever it is")] {
+        let refused = world
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                &Auth::Anonymous,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        assert_eq!(refused.body["reason"], "local_login_disabled");
+    }
+    // The platform administrator still gets in (break-glass when the provider is down).
+    world.login("root", ROOT_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn github_organisations_and_teams_map_onto_partitions() {
+    use km_testkit::github_oauth::{
+        EXAMPLE_CLIENT_ID, EXAMPLE_CLIENT_SECRET, FakeGithub, GithubFakeConfig,
+    };
+    let world = ApiWorld::start().await;
+    world.set_up().await;
+    let root = world.login("root", ROOT_PASSWORD).await;
+    let github = FakeGithub::start(GithubFakeConfig::example())
+        .await
+        .unwrap();
+    let settings = json!({
+        "local_login": true,
+        "providers": [{
+            "id": "github",
+            "display_name": "GitHub",
+            "kind": "github",
+            "issuer_url": github.base_url(),
+            "api_url": github.base_url(),
+            "client_id": EXAMPLE_CLIENT_ID,
+            "enabled": true,
+            "mapping": {
+                "allowed_group_ids": ["acme", "widgets"],
+                "rules": [
+                    {"claim": "group", "value": "acme/security", "scope": "acme", "role": "admin"},
+                    {"claim": "group", "value": "widgets", "scope": "globex", "role": "readonly"}
+                ]
+            }
+        }]
+    });
+    let saved = world
+        .call(Method::PUT, "/api/v1/platform/sso", &root, Some(settings))
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+    world
+        .call(
+            Method::PUT,
+            "/api/v1/platform/sso/providers/github/client-secret",
+            &root,
+            Some(json!({"client_secret": EXAMPLE_CLIENT_SECRET})),
+        )
+        .await;
+
+    let sign_in_as = |login: &'static str| {
+        let world = &world;
+        let github = &github;
+        async move {
+            let url = world.app.sso_begin("github", REDIRECT_URI).await.unwrap();
+            let callback = github.approve(&url, login).await.unwrap();
+            let (code, state) = code_and_state(&callback).unwrap();
+            world
+                .app
+                .sso_complete(&RequestId::generate(), "github", &state, &code)
+                .await
+        }
+    };
+    // octocat: team acme/security (found on the third page of teams) and org widgets.
+    let session = sign_in_as("octocat").await.unwrap();
+    assert_eq!(session.username.as_str(), "github:583231");
+    let octocat = Auth::Session {
+        cookie: session.token.expose_secret().to_owned(),
+        csrf: session.csrf_token.clone(),
+    };
+    assert_eq!(
+        bindings(&world, &octocat).await,
+        [pair("acme", "admin"), pair("globex", "readonly")]
+    );
+    // hubot belongs to no organisation.
+    match sign_in_as("hubot").await.unwrap_err() {
+        AppError::SsoRefused { reason, .. } => assert_eq!(reason, "not_in_allowed_group"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -78,12 +78,17 @@ impl App {
     ) -> Result<LoginOutcome, AppError> {
         let draft = anonymous_draft(rid, "login_password", Some(username));
         self.audited(draft, async {
-            Ok(self
-                .inner
-                .identity
-                .login
-                .login_password(username, password)
-                .await?)
+            let login = &self.inner.identity.login;
+            if !self.inner.sso.config().await?.value.local_login
+                && !login.is_local_platform_admin(username).await?
+            {
+                // Same answer whether or not the account exists.
+                return Err(AppError::Forbidden {
+                    reason: "local_login_disabled",
+                    message: "sign-in with a password is turned off: use single sign-on".to_owned(),
+                });
+            }
+            Ok(login.login_password(username, password).await?)
         })
         .await
     }
