@@ -3,11 +3,18 @@
 //! One value of this trait talks to exactly one partition with that partition's own credentials,
 //! so nothing of one tenant can ever be sent with another tenant's credentials. The port grows with
 //! the use cases (keys, crypto, certificates, requests); it holds no key material, only references.
+//! It speaks domain and core types only ([`NewHsmKey`], [`HsmKeyInfo`], [`SkaPolicy`], ...): the
+//! adapter translates them to its wire format.
+
+mod keys;
 
 use std::fmt;
 
 use async_trait::async_trait;
+use km_domain::SkaPolicy;
 use zeroize::Zeroizing;
+
+pub use keys::{HsmKeyInfo, HsmRequest, HsmRequestStatus, NewHsmKey, PolicyChange};
 
 /// The name of an HSM data object (`kms.<kind>.<id>` for keymanager's own records).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -203,4 +210,42 @@ pub trait Hsm: Send + Sync {
             "this HSM adapter cannot read the public key of {label}"
         )))
     }
+
+    // ----- keys (inventory, creation, lifecycle, SKA policy) -----
+
+    /// Labels of all keys of the partition, keymanager's own (seal, signing) included: the
+    /// inventory starts here and filters.
+    async fn list_keys(&self) -> Result<Vec<String>, HsmError>;
+    /// What the HSM reports about the key `label`; `Ok(None)` when there is none.
+    async fn key_info(&self, label: &str) -> Result<Option<HsmKeyInfo>, HsmError>;
+    /// Generates a key inside the HSM and returns what the HSM reports about it.
+    /// [`HsmError::AlreadyExists`] if the label is taken; [`HsmError::Refused`] with the reason
+    /// for attributes that do not fit the spec, an invalid policy, or an algorithm the HSM
+    /// cannot generate (the message names the spec).
+    async fn create_key(&self, request: &NewHsmKey) -> Result<HsmKeyInfo, HsmError>;
+    /// Blocks the key: every use of its private/secret half is refused until unblocked.
+    /// [`HsmError::Refused`] for a plain (non-SKA) key, or when the key's block rule
+    /// asks for approvals.
+    async fn block_key(&self, label: &str) -> Result<(), HsmError>;
+    /// Unblocks the key. [`HsmError::Refused`] for a plain key, or when the key's
+    /// unblock rule asks for approvals or is frozen.
+    async fn unblock_key(&self, label: &str) -> Result<(), HsmError>;
+    /// Replaces the key's SKA policy (its blocked state is kept: that changes only through
+    /// block/unblock). [`PolicyChange::Pending`] when the key's current modify rule asks for
+    /// approvals; [`HsmError::Refused`] for a plain key, an invalid policy or a frozen modify
+    /// rule.
+    async fn modify_policy(
+        &self,
+        label: &str,
+        policy: &SkaPolicy,
+    ) -> Result<PolicyChange, HsmError>;
+    /// The state and approval progress of an approval request ([`HsmError::NotFound`] for an
+    /// unknown id).
+    async fn request_status(&self, id: &str) -> Result<HsmRequest, HsmError>;
+    /// Deletes the key material for good ([`HsmError::NotFound`] if there is no such key,
+    /// [`HsmError::Refused`] if it was created not destroyable). Its open requests are cancelled.
+    async fn delete_key(&self, label: &str) -> Result<(), HsmError>;
+    /// The key's public key as DER `SubjectPublicKeyInfo`; `Ok(None)` for a symmetric key,
+    /// [`HsmError::NotFound`] if there is no such key.
+    async fn key_public_key(&self, label: &str) -> Result<Option<Vec<u8>>, HsmError>;
 }

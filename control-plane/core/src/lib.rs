@@ -37,8 +37,8 @@ pub use audit::{
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use hsm::{
-    DataObjectName, Hsm, HsmError, InvalidDataObjectName, KeystoreStatistics, SealedBlob,
-    ServiceInfo,
+    DataObjectName, Hsm, HsmError, HsmKeyInfo, HsmRequest, HsmRequestStatus, InvalidDataObjectName,
+    KeystoreStatistics, NewHsmKey, PolicyChange, SealedBlob, ServiceInfo,
 };
 pub use identity::{
     Identity, IdentityConfig, IdentityError, IdentityPorts, SecondFactorPolicy, SecretText,

@@ -455,6 +455,44 @@ impl KeySpec {
     }
 }
 
+impl KeySpec {
+    /// The `curveOid` to send, for `EC`/`ED`.
+    pub fn curve_oid(&self) -> Option<&'static str> {
+        self.curve.map(Curve::oid)
+    }
+
+    /// The spec of a key as the HSM reports it (key descriptor `algorithm`, `keySize`,
+    /// `curveOid`), for the inventory of existing keys. More lenient than [`KeySpec::new`] where
+    /// the HSM says more than a create request may: a reported size is ignored for algorithms
+    /// that take none (the TSB reports e.g. the curve size of EC keys and 192 for TDEA), and a
+    /// reported curve is ignored for algorithms without curves. `HSS-LMS` reads as LMS; the bare
+    /// `XMSS` the TSB stores for both XMSS variants cannot be told apart and is refused.
+    pub fn from_reported(
+        algorithm: &str,
+        key_size: Option<u32>,
+        curve_oid: Option<&str>,
+    ) -> Result<Self, KeySpecError> {
+        let algorithm = Algorithm::parse(algorithm)?;
+        let key_size = key_size.filter(|_| !algorithm.key_sizes().is_empty());
+        let curve_oid = curve_oid.filter(|_| algorithm.needs_curve());
+        Self::new(algorithm, key_size, curve_oid)
+    }
+}
+
+/// `RSA 2048`, `EC secp256r1`, `ML-DSA-65`: the algorithm with its size or curve, for messages.
+impl fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.algorithm.as_tsb_str())?;
+        if let Some(size) = self.key_size {
+            write!(f, " {size}")?;
+        }
+        if let Some(curve) = self.curve {
+            write!(f, " {curve}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The boolean attribute map of a TSB create request (§4.2). Absent flags are `false`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -750,3 +788,50 @@ fn private_usages_text(algorithm: Algorithm) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod reported_tests {
+    use super::*;
+
+    #[test]
+    fn display_names_algorithm_and_size_or_curve() {
+        let text = |a, size, curve| KeySpec::new(a, size, curve).unwrap().to_string();
+        assert_eq!(text(Algorithm::Rsa, Some(2048), None), "RSA 2048");
+        assert_eq!(text(Algorithm::Ec, None, Some("P-256")), "EC secp256r1");
+        assert_eq!(text(Algorithm::Ed, None, Some("1.3.101.112")), "ED Ed25519");
+        assert_eq!(text(Algorithm::MlDsa65, None, None), "ML-DSA-65");
+    }
+
+    #[test]
+    fn reported_specs_read_back_leniently() {
+        let ec = KeySpec::from_reported("EC", Some(256), Some("1.2.840.10045.3.1.7")).unwrap();
+        assert_eq!(
+            ec,
+            KeySpec::new(Algorithm::Ec, None, Some("P-256")).unwrap()
+        );
+        assert_eq!(ec.curve_oid(), Some("1.2.840.10045.3.1.7"));
+        let tdea = KeySpec::from_reported("TDEA", Some(192), None).unwrap();
+        assert_eq!((tdea.algorithm(), tdea.key_size()), (Algorithm::Tdea, None));
+        let aes = KeySpec::from_reported("AES", Some(256), Some("1.3.101.112")).unwrap();
+        assert_eq!((aes.key_size(), aes.curve_oid()), (Some(256), None));
+        assert_eq!(
+            KeySpec::from_reported("HSS-LMS", None, None)
+                .unwrap()
+                .algorithm(),
+            Algorithm::Lms
+        );
+        // What a create request could not carry is still refused.
+        assert_eq!(
+            KeySpec::from_reported("AES", Some(100), None)
+                .unwrap_err()
+                .code(),
+            "invalid_key_size"
+        );
+        assert_eq!(
+            KeySpec::from_reported("XMSS", None, None)
+                .unwrap_err()
+                .code(),
+            "unknown_algorithm"
+        );
+    }
+}

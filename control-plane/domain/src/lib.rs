@@ -6,8 +6,8 @@
 //! specs (algorithm with size or curve) and the attribute rules checked before a create request
 //! (`keyspec`); the key lifecycle states and the single `transition()` decision with its HSM effect
 //! (`lifecycle`); tenant registration values (`tenant`); the SSO claims-to-bindings mapping
-//! (`sso`).
-//! Later: the SKA policy model.
+//! (`sso`); the SKA policy model (rules, tokens, groups, approvers) with its authoring rules
+//! (`ska`).
 //!
 //! Must not depend on: any IO, async runtime, clock, HTTP, TSB or storage crate. Everything here is a
 //! plain value or a pure function (time is passed in) so it can be tested exhaustively.
@@ -17,6 +17,7 @@ mod ids;
 pub mod keyspec;
 pub mod lifecycle;
 pub mod rbac;
+pub mod ska;
 pub mod sso;
 pub mod tenant;
 
@@ -38,6 +39,10 @@ pub use lifecycle::{
 pub use rbac::{
     Action, Denied, DenyReason, Grant, GrantMismatch, PERMISSIONS, Principal, PrincipalKind,
     Requirement, Role, RoleBinding, ScopeKind, TenantScope, authorize,
+};
+pub use ska::{
+    ApproverKind, SkaAction, SkaApproval, SkaGroup, SkaKeyStatus, SkaPolicy, SkaPolicyError,
+    SkaRule, SkaToken,
 };
 pub use sso::{ClaimKind, MappingDecision, MappingRule, SsoMapping, map_claims};
 pub use tenant::{

@@ -138,6 +138,56 @@ impl Hsm for FakeHsm {
             _ => Err(HsmError::Integrity("tag mismatch".into())),
         }
     }
+
+    async fn list_keys(&self) -> Result<Vec<String>, HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn key_info(&self, _: &str) -> Result<Option<crate::HsmKeyInfo>, HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn create_key(&self, _: &crate::NewHsmKey) -> Result<crate::HsmKeyInfo, HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn block_key(&self, _: &str) -> Result<(), HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn unblock_key(&self, _: &str) -> Result<(), HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn modify_policy(
+        &self,
+        _: &str,
+        _: &km_domain::SkaPolicy,
+    ) -> Result<crate::PolicyChange, HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn request_status(&self, _: &str) -> Result<crate::HsmRequest, HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn delete_key(&self, _: &str) -> Result<(), HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn key_public_key(&self, _: &str) -> Result<Option<Vec<u8>>, HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
