@@ -22,6 +22,10 @@ pub const PENDING_USER_COOKIE: &str = "km_pending_user";
 pub const PRESESSION_COOKIE: &str = "km_presession";
 /// The partition the person is working in.
 pub const PARTITION_COOKIE: &str = "km_partition";
+/// Binds a single sign-on in progress to the browser that started it: the `state` sent to the
+/// identity provider (path `/login/sso` only; `SameSite=Lax`, because the provider's redirect
+/// back is a cross-site navigation).
+pub const SSO_STATE_COOKIE: &str = "km_sso_state";
 
 /// Largest accepted request body (forms are small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -41,7 +45,23 @@ pub fn cookie(req: &Request, name: &str) -> Option<String> {
 
 /// A cookie that only our pages can read and only same-site requests send.
 pub fn set_cookie(name: &str, value: &str, path: &str, max_age_secs: Option<u64>) -> String {
-    let mut text = format!("{name}={value}; Path={path}; HttpOnly; Secure; SameSite=Strict");
+    cookie_text(name, value, path, max_age_secs, "Strict")
+}
+
+/// A cookie that only our pages can read, sent on same-site requests and on top-level
+/// navigations from other sites (an identity provider's redirect back to us).
+pub fn set_lax_cookie(name: &str, value: &str, path: &str, max_age_secs: u64) -> String {
+    cookie_text(name, value, path, Some(max_age_secs), "Lax")
+}
+
+fn cookie_text(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age_secs: Option<u64>,
+    same_site: &str,
+) -> String {
+    let mut text = format!("{name}={value}; Path={path}; HttpOnly; Secure; SameSite={same_site}");
     if let Some(age) = max_age_secs {
         text.push_str(&format!("; Max-Age={age}"));
     }
@@ -121,16 +141,48 @@ pub fn same_origin(req: &Request) -> bool {
     match req.header(header::ORIGIN) {
         None | Some("null") => true,
         Some(origin) => {
-            let Some(host) = req.header(header::HOST) else {
+            let Some(host) = request_host(req) else {
                 return false;
             };
             let origin_host = origin
                 .split_once("://")
                 .map_or("", |(_, rest)| rest)
                 .trim_end_matches('/');
-            origin_host.eq_ignore_ascii_case(host)
+            origin_host.eq_ignore_ascii_case(&host)
         }
     }
+}
+
+/// The host (and port) the request was sent to: its `Host` header, or the authority of an
+/// HTTP/2 request. Only plain host text (letters, digits, `.-:[]`) counts.
+pub fn request_host(req: &Request) -> Option<String> {
+    let host = req
+        .header(header::HOST)
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))?;
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    plain.then_some(host)
+}
+
+/// Our own origin as the browser reached it: the request's scheme and [`request_host`] — the
+/// host the same-origin check compares `Origin` with. Behind a proxy that terminates TLS, the
+/// proxy's `X-Forwarded-Proto: https` makes it https (it can only ever upgrade the scheme; what
+/// the origin is used for, an SSO redirect URI, is checked by the identity provider against the
+/// registered one).
+pub fn request_origin(req: &Request) -> Option<String> {
+    let forwarded_https = req
+        .header("x-forwarded-proto")
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let scheme = if forwarded_https || *req.scheme() == poem::http::uri::Scheme::HTTPS {
+        "https"
+    } else {
+        "http"
+    };
+    Some(format!("{scheme}://{}", request_host(req)?))
 }
 
 /// Only local paths are followed after sign-in or a partition switch (no open redirect).
@@ -242,6 +294,38 @@ mod tests {
             "km_session=abc; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=60"
         );
         assert!(clear_cookie(SESSION_COOKIE, "/").contains("Max-Age=0"));
+        assert_eq!(
+            set_lax_cookie(SSO_STATE_COOKIE, "s", "/login/sso", 600),
+            "km_sso_state=s; Path=/login/sso; HttpOnly; Secure; SameSite=Lax; Max-Age=600"
+        );
+    }
+
+    #[test]
+    fn the_origin_is_the_scheme_and_host_the_request_was_sent_to() {
+        let req = Request::builder()
+            .uri_str("/login/sso/corp")
+            .header(header::HOST, "127.0.0.1:8080")
+            .finish();
+        assert_eq!(
+            request_origin(&req).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        let h2 = Request::builder()
+            .uri_str("https://console.example:8443/login")
+            .finish();
+        assert_eq!(request_host(&h2).as_deref(), Some("console.example:8443"));
+        let proxied = Request::builder()
+            .header(header::HOST, "kms.example")
+            .header("x-forwarded-proto", "https")
+            .finish();
+        assert_eq!(
+            request_origin(&proxied).as_deref(),
+            Some("https://kms.example")
+        );
+        let forged = Request::builder()
+            .header(header::HOST, "evil.example/path?x")
+            .finish();
+        assert_eq!(request_origin(&forged), None);
     }
 
     #[test]

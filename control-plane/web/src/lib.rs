@@ -5,6 +5,10 @@
 //! forms, and the security headers of every console response. Which partitions exist (and how
 //! they look) comes from km-core's partition registry, through the same use cases as the API.
 //!
+//! Single sign-on: the sign-in page offers the enabled identity providers, and the browser flow
+//! (redirect to the provider, callback, session cookie) is the console's; the operators' pages
+//! edit the same configuration as the REST API, through the same use cases.
+//!
 //! Every page performs its work through `km_core::App` use cases — the same ones the REST API
 //! calls — so authorization (`km_domain::authorize`) and audit happen there, once. The console
 //! also calls `authorize` itself, but only to decide what to draw: hiding is UX, the app layer
@@ -19,6 +23,7 @@ mod http;
 mod icons;
 mod pages;
 mod partitions;
+mod sso;
 mod viewer;
 
 use std::sync::Arc;
@@ -27,7 +32,10 @@ use km_core::App;
 use poem::{Endpoint, EndpointExt, Route, get, post};
 
 pub use http::{CONTENT_SECURITY_POLICY, PARTITION_COOKIE, SESSION_COOKIE};
-use pages::{account, audit, auth, home, partitions as partition_pages, platform, settings, users};
+use pages::{
+    account, audit, auth, home, partitions as partition_pages, platform, settings,
+    sso as sso_pages, sso_login, users,
+};
 use viewer::Console;
 
 /// How the console is set up beside the [`App`]. Partitions are not configured here: the
@@ -56,7 +64,9 @@ impl Default for ConsoleConfig {
 /// `/partitions/{id}` (status), `/partitions/{id}/credentials` (+ `/remove`: own credentials);
 /// and for platform operators: `/platform/partitions` (registry), `/platform/partitions/new`
 /// (onboarding wizard), `/platform/partitions/{id}` (edit, + `/status`, `/credentials`,
-/// `/offboard`).
+/// `/offboard`), `/platform/sso` (password sign-in switch, identity providers),
+/// `/platform/sso/new`, `/platform/sso/{id}` (edit, + `/preview`, `/delete`). Single sign-on:
+/// `/login/sso/{provider}` (to the identity provider) and `/login/sso/{provider}/callback`.
 ///
 /// Every response carries the strict CSP ([`CONTENT_SECURITY_POLICY`]), `nosniff`,
 /// `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY` and an `X-Request-Id`; pages are
@@ -76,6 +86,8 @@ pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
             get(auth::second_factor_form).post(auth::second_factor_submit),
         )
         .at("/login/cancel", post(auth::login_cancel))
+        .at("/login/sso/:provider", get(sso_login::begin))
+        .at("/login/sso/:provider/callback", get(sso_login::callback))
         .at("/logout", get(auth::logout_form).post(auth::logout_submit))
         .at("/account", get(account::show_account))
         .at("/account/password", post(account::change_password))
@@ -122,6 +134,23 @@ pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
             "/platform/partitions/:id/offboard",
             post(platform::offboard),
         )
+        .at(
+            "/platform/sso",
+            get(sso_pages::show_settings).post(sso_pages::update_local_login),
+        )
+        .at(
+            "/platform/sso/new",
+            get(sso_pages::new_provider).post(sso_pages::create_provider),
+        )
+        .at(
+            "/platform/sso/:id",
+            get(sso_pages::show_provider).post(sso_pages::update_provider),
+        )
+        .at(
+            "/platform/sso/:id/preview",
+            post(sso_pages::preview_mapping),
+        )
+        .at("/platform/sso/:id/delete", post(sso_pages::delete_provider))
         .at("/audit", get(audit::show_audit))
         .at(
             "/settings",

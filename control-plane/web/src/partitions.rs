@@ -57,7 +57,8 @@ impl<'de> Deserialize<'de> for FormSecret {
 }
 
 impl FormSecret {
-    fn take(self) -> Option<SecretText> {
+    /// The secret, if one was given.
+    pub fn take(self) -> Option<SecretText> {
         self.0
     }
 }

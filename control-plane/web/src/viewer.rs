@@ -162,14 +162,26 @@ impl Viewer {
             let section = (index == 0).then_some("Partition");
             items.push(NavItem::new(id, href, label, icon, section));
         }
+        let mut platform_items = Vec::new();
         if self.is_partition_operator() {
-            items.push(NavItem::new(
+            platform_items.push((
                 "platform-partitions",
-                "/platform/partitions".to_owned(),
+                "/platform/partitions",
                 "Partitions",
                 icons::PARTITIONS,
-                Some("Platform"),
             ));
+        }
+        if self.may(Action::ManageSso, None) {
+            platform_items.push((
+                "platform-sso",
+                "/platform/sso",
+                "Single sign-on",
+                icons::SSO,
+            ));
+        }
+        for (index, (id, href, label, icon)) in platform_items.into_iter().enumerate() {
+            let section = (index == 0).then_some("Platform");
+            items.push(NavItem::new(id, href.to_owned(), label, icon, section));
         }
         items.push(NavItem::new(
             "account",
@@ -371,8 +383,9 @@ fn return_path(path: &str) -> String {
     match path {
         "/users" | "/audit" | "/settings" | "/account" => path.to_owned(),
         _ if path.starts_with("/partitions/") => "/partitions".to_owned(),
-        _ if path.starts_with("/platform/partitions") => {
-            // The list, the wizard or one partition's edit page (never a POST-only sub-path).
+        _ if path.starts_with("/platform/partitions") || path.starts_with("/platform/sso") => {
+            // The list, the wizard or one partition's or provider's page (never a POST-only
+            // sub-path).
             path.split('/').take(4).collect::<Vec<_>>().join("/")
         }
         _ => "/".to_owned(),
@@ -398,6 +411,7 @@ fn notices_from_query(req: &Request) -> Vec<Notice> {
     let Some(code) = query_param(req, "done") else {
         return Vec::new();
     };
+    let mut kind = "success";
     let message = match code.as_str() {
         "setup" => {
             "keymanager is set up and you are signed in as its first administrator. Protect your account with two-step verification now."
@@ -429,17 +443,31 @@ fn notices_from_query(req: &Request) -> Vec<Notice> {
         "own_credentials_removed" => {
             "Your own credentials are removed; your requests use the partition's credentials again."
         }
+        "sso_saved" => "Single sign-on settings saved. The sign-in page shows them at once.",
+        "sso_provider_saved" => "Provider saved.",
+        "sso_provider_saved_secret" => "Provider saved, and its client secret stored.",
+        "sso_provider_saved_no_secret" => {
+            kind = "warning";
+            "Provider saved, but its client secret was not stored: enter it again."
+        }
+        "sso_provider_deleted" => {
+            "Provider deleted. Its button is gone from the sign-in page; sessions it opened run until they end."
+        }
         _ => return Vec::new(),
     };
     vec![Notice {
-        kind: "success",
+        kind,
         message: message.to_owned(),
     }]
 }
 
 /// One query parameter (first occurrence), percent-decoded.
 pub(crate) fn query_param(req: &Request, name: &str) -> Option<String> {
-    let query = req.uri().query()?;
+    query_value(req.uri().query()?, name)
+}
+
+/// One parameter (first occurrence) of a query string, percent-decoded.
+pub(crate) fn query_value(query: &str, name: &str) -> Option<String> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
@@ -592,6 +620,11 @@ mod tests {
             return_path("/platform/partitions/acme/offboard"),
             "/platform/partitions/acme"
         );
+        assert_eq!(
+            return_path("/platform/sso/corp/preview"),
+            "/platform/sso/corp"
+        );
+        assert_eq!(return_path("/platform/sso"), "/platform/sso");
         assert_eq!(return_path("/account/totp"), "/");
     }
 }

@@ -1,7 +1,8 @@
 // keymanager console behaviour: progressive enhancement only. Every page works without this file
 // (forms post, filters have a server-side fallback); it adds the theme toggle, instant table
-// filters, confirmation dialogs for destructive actions, copy buttons and the custom colour of
-// the partition colour picker.
+// filters, confirmation dialogs for destructive actions, copy buttons, the custom colour of
+// the partition colour picker, and the single-sign-on provider form's issuer preview and
+// "Add rule" button.
 
 const root = document.documentElement;
 
@@ -143,9 +144,57 @@ function initCustomColours() {
   }
 }
 
+// The provider form: <output data-issuer-preview> shows the issuer that the Entra ID directory
+// id or the Keycloak base URL and realm build (the server builds the same one on save).
+function initIssuerPreview() {
+  for (const form of document.querySelectorAll("form.provider-form")) {
+    const output = form.querySelector("[data-issuer-preview]");
+    if (!output) continue;
+    const value = (name) => (form.elements.namedItem(name)?.value || "").trim();
+    const update = () => {
+      const kind = form.querySelector('input[name="kind"]:checked')?.value;
+      let issuer = "";
+      if (kind === "entra_id" && value("entra_tenant")) {
+        issuer = `https://login.microsoftonline.com/${value("entra_tenant")}/v2.0`;
+      } else if (kind === "keycloak" && value("keycloak_base") && value("keycloak_realm")) {
+        issuer = `${value("keycloak_base").replace(/\/+$/, "")}/realms/${value("keycloak_realm")}`;
+      }
+      output.textContent = issuer;
+    };
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    update();
+  }
+}
+
+// The mapping table: [data-add-rule] appends a copy of <template data-rule-template>, whose
+// field names carry __index__ (replaced by the next free row number). Without JavaScript the
+// server offers a few empty rows instead.
+function initRuleRows() {
+  for (const button of document.querySelectorAll("[data-add-rule]")) {
+    const form = button.closest("form");
+    const template = form?.querySelector("template[data-rule-template]");
+    const rows = form?.querySelector("[data-rule-rows]");
+    if (!template || !rows) continue;
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      let next = 0;
+      for (const field of rows.querySelectorAll("[name^=rule_value_]")) {
+        next = Math.max(next, Number(field.name.slice("rule_value_".length)) + 1);
+      }
+      const number = rows.querySelectorAll("tr").length + 1;
+      const html = template.innerHTML.replaceAll("__index__", String(next)).replaceAll("rule new", `rule ${number}`);
+      rows.insertAdjacentHTML("beforeend", html);
+      rows.lastElementChild?.querySelector("[name^=rule_value_]")?.focus();
+    });
+  }
+}
+
 initThemeToggle();
 initTableFilters();
 initConfirmations();
 initCopyButtons();
 initAutoSubmit();
 initCustomColours();
+initIssuerPreview();
+initRuleRows();

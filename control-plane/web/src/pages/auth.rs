@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use km_core::identity::{LoginOutcome, NewSession, PendingLogin, SecondFactor, SecondFactorState};
-use km_core::{AppError, CompleteSetup, SecretText, Timestamp};
+use km_core::{AppError, CompleteSetup, LoginOptions, SecretText, Timestamp};
 use poem::http::StatusCode;
 use poem::web::{Data, Form};
 use poem::{Request, Response, handler};
@@ -39,6 +39,18 @@ struct LoginPage {
     info: Option<String>,
     username: String,
     setup_complete: bool,
+    /// Password sign-in is offered to everybody; otherwise only as the administrators'
+    /// break-glass, folded away.
+    local_login: bool,
+    /// The enabled identity providers: (id, display name).
+    providers: Vec<(String, String)>,
+}
+
+impl LoginPage {
+    /// Whether the folded break-glass form starts open (after a refused attempt).
+    fn break_glass_open(&self) -> bool {
+        self.error.is_some() || !self.username.is_empty()
+    }
 }
 
 #[derive(Template)]
@@ -85,7 +97,7 @@ fn seconds_until(console: &Console, at: Timestamp) -> u64 {
 }
 
 /// The cookies that start a session.
-fn session_cookies(console: &Console, session: &NewSession) -> Vec<String> {
+pub(crate) fn session_cookies(console: &Console, session: &NewSession) -> Vec<String> {
     vec![
         http::set_cookie(
             SESSION_COOKIE,
@@ -127,7 +139,7 @@ fn pending_username(req: &Request) -> String {
 
 /// Where a fresh session goes first: enrolment when it is mandatory and missing, the password
 /// page when an administrator reset it, otherwise `next`.
-fn landing(session: &NewSession, next: &str) -> String {
+pub(crate) fn landing(session: &NewSession, next: &str) -> String {
     if session.second_factor == SecondFactorState::EnrolmentRequired {
         "/account/totp".to_owned()
     } else if session.must_change_password {
@@ -145,6 +157,20 @@ fn form_message(error: &AppError) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// `text` as a sentence: a capital first letter and a full stop (the App's messages are written
+/// to follow a colon).
+pub(crate) fn sentence(text: &str) -> String {
+    let mut chars = text.trim_end().chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }
 
 // ---------------------------------------------------------------- setup
@@ -302,16 +328,42 @@ pub(crate) async fn login_form(req: &Request, console: Data<&Arc<Console>>) -> R
         .and_then(|code| ended_message(&code))
         .or_else(|| viewer::query_param(req, "done").and_then(|code| done_message(&code)))
         .map(str::to_owned);
-    let (csrf, cookies) = anonymous_csrf(&console, req);
+    login_page(&console, req, StatusCode::OK, None, info, String::new()).await
+}
+
+/// The sign-in page: the identity providers' buttons and the password form (folded away as the
+/// administrators' break-glass when password sign-in is turned off).
+async fn login_page(
+    console: &Console,
+    req: &Request,
+    status: StatusCode,
+    error: Option<String>,
+    info: Option<String>,
+    username: String,
+) -> Response {
+    let options = match console.app.login_options().await {
+        Ok(options) => options,
+        Err(error) => {
+            // The password form still works for whoever may use it; the App decides.
+            tracing::warn!(%error, "sign-in options unavailable; offering the password form");
+            LoginOptions {
+                local_login: true,
+                providers: Vec::new(),
+            }
+        }
+    };
+    let (csrf, cookies) = anonymous_csrf(console, req);
     let page = LoginPage {
         asset_version: ASSET_VERSION,
         csrf,
-        error: None,
+        error,
         info,
-        username: String::new(),
+        username,
         setup_complete: true,
+        local_login: options.local_login,
+        providers: options.providers,
     };
-    http::with_cookies(http::html(StatusCode::OK, &page), &cookies)
+    http::with_cookies(http::html(status, &page), &cookies)
 }
 
 #[handler]
@@ -343,18 +395,12 @@ pub(crate) async fn login_submit(
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                // Password sign-in is turned off (local_login_disabled).
+                AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
                 _ => StatusCode::UNAUTHORIZED,
             };
-            let (csrf, cookies) = anonymous_csrf(&console, req);
-            let page = LoginPage {
-                asset_version: ASSET_VERSION,
-                csrf,
-                error: Some(form_message(&error)),
-                info: None,
-                username: form.username,
-                setup_complete: true,
-            };
-            http::with_cookies(http::html(status, &page), &cookies)
+            let message = Some(form_message(&error));
+            login_page(&console, req, status, message, None, form.username).await
         }
     }
 }

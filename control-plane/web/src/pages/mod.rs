@@ -1,8 +1,9 @@
 //! One module per page area: `auth` (setup, sign-in, second factor, sign-out), `home`
 //! (overview, partition switch), `account` (profile, password, TOTP), `users`, `audit`,
 //! `settings`, `partitions` (a partition's status and the member's own credentials), `platform`
-//! (the operators' partition registry: list, onboarding wizard, edit), and `errors` (the mapping
-//! of `AppError` to pages).
+//! (the operators' partition registry: list, onboarding wizard, edit), `sso` (the operators'
+//! single-sign-on configuration and mapping preview), `sso_login` (signing in at an identity
+//! provider), and `errors` (the mapping of `AppError` to pages).
 
 pub(crate) mod account;
 pub(crate) mod audit;
@@ -12,6 +13,8 @@ pub(crate) mod home;
 pub(crate) mod partitions;
 pub(crate) mod platform;
 pub(crate) mod settings;
+pub(crate) mod sso;
+pub(crate) mod sso_login;
 pub(crate) mod users;
 
 use km_core::AppError;
@@ -20,6 +23,10 @@ use poem::{Request, Response};
 
 use crate::http;
 use crate::viewer::{self, Console, Need, Viewer};
+
+/// Fragment of redirects after a form posted to a section (`...#result`): without one, the browser
+/// would keep the form's fragment and scroll past the notice at the top of the page.
+pub(crate) const TO_NOTICES: &str = "#main";
 
 /// Checks a signed-in form: same origin, and the session's CSRF token (through the app, the
 /// same check the REST API makes).

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::http;
 use crate::pages::partitions::TargetSummary;
-use crate::pages::{errors, form_viewer, path_tenant};
+use crate::pages::{TO_NOTICES, errors, form_viewer, path_tenant};
 use crate::partitions::{
     ColourInput, ColourPicker, CredentialForm, CredentialInput, Feedback, TargetInput,
 };
@@ -27,9 +27,6 @@ use crate::viewer::{self, Console, Layout, Need, PageMeta, PartitionView, Viewer
 const ACTIVE: &str = "platform-partitions";
 /// Breadcrumb of every page here.
 const SECTION: &str = "Platform";
-/// Fragment of redirects after a form posted to a section (`...#result`): without one, the browser
-/// would keep the form's fragment and scroll past the notice at the top of the page.
-const TO_NOTICES: &str = "#main";
 /// Hint under the colour picker.
 const COLOUR_HINT: &str = "Shown in the partition switcher and on every page of the partition.";
 

@@ -217,7 +217,8 @@ pub(crate) struct CreateUserForm {
     must_change_password: Option<String>,
 }
 
-fn parse_role(text: &str) -> Option<Role> {
+/// A role by its name (`admin`, `user`, `readonly`).
+pub(crate) fn parse_role(text: &str) -> Option<Role> {
     Role::ALL.into_iter().find(|role| role.as_str() == text)
 }
 
