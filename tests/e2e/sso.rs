@@ -128,6 +128,10 @@ async fn groups_and_role_claims_from_a_real_provider_become_bindings() {
     let (alice, state, code) = sso(&world, "alice").await;
     let alice = alice.unwrap();
     assert_eq!(bindings(&world, &alice).await, [pair("acme", "admin")]);
+    let me = world
+        .call(Method::GET, "/api/v1/account", &alice, None)
+        .await;
+    assert_eq!(me.body["account"]["sso_provider"], "corp", "{}", me.text);
     let acme = world
         .call(Method::GET, "/api/v1/tenants/acme", &alice, None)
         .await;
@@ -288,6 +292,30 @@ async fn the_client_secret_is_write_only_and_never_audited() {
             event.seq
         );
     }
+}
+
+#[tokio::test]
+async fn removing_a_provider_removes_its_client_secret() {
+    let (world, provider, root) = configured().await;
+    let removed = world
+        .call(
+            Method::PUT,
+            "/api/v1/platform/sso",
+            &root,
+            Some(json!({"local_login": true, "providers": []})),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.text);
+    let again = world
+        .call(
+            Method::PUT,
+            "/api/v1/platform/sso",
+            &root,
+            Some(settings(provider.issuer())),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["providers"][0]["client_secret_set"], false);
 }
 
 #[tokio::test]

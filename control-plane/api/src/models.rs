@@ -201,6 +201,9 @@ pub struct User {
     pub failed_attempts: u32,
     /// TOTP enrolled.
     pub totp_enrolled: bool,
+    /// The identity provider of an SSO account (its password and second factor are managed
+    /// there).
+    pub sso_provider: Option<String>,
 }
 
 impl From<UserAccount> for User {
@@ -217,6 +220,7 @@ impl From<UserAccount> for User {
             locked_until: user.locked_until,
             failed_attempts: user.failed_attempts,
             totp_enrolled: user.totp_enrolled,
+            sso_provider: user.sso_provider,
         }
     }
 }

@@ -281,6 +281,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 fn console_config() -> anyhow::Result<ConsoleConfig> {
     Ok(ConsoleConfig {
         password_min_chars: IdentityConfig::default().password_min_chars,
+        public_url: None,
     })
 }
 

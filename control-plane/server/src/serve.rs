@@ -69,6 +69,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let console_config = ConsoleConfig {
         password_min_chars: config.identity_config().password_min_chars,
+        public_url: config.server.public_url.as_ref().map(ToString::to_string),
     };
     let options = Options {
         store: config.store_config(),

@@ -44,12 +44,16 @@ use viewer::Console;
 pub struct ConsoleConfig {
     /// Shortest password the identity service accepts, for the hint next to password fields.
     pub password_min_chars: usize,
+    /// The console's public base URL (`server.public_url`), when the deployment configured one:
+    /// SSO redirect URIs are built from it instead of the request's Host.
+    pub public_url: Option<String>,
 }
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
         Self {
             password_min_chars: km_core::IdentityConfig::default().password_min_chars,
+            public_url: None,
         }
     }
 }
@@ -75,6 +79,9 @@ pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
     let console = Arc::new(Console {
         app,
         password_min_chars: config.password_min_chars,
+        public_url: config
+            .public_url
+            .map(|url| url.trim_end_matches('/').to_owned()),
     });
     Route::new()
         .at("/", get(home::show_home))

@@ -21,6 +21,18 @@ use crate::partitions::swatch_svg;
 pub(crate) struct Console {
     pub app: App,
     pub password_min_chars: usize,
+    /// `server.public_url` without a trailing `/`, if configured.
+    pub public_url: Option<String>,
+}
+
+impl Console {
+    /// Our origin for URLs handed to other parties (SSO redirect URIs): the configured public
+    /// URL, else the request's scheme and host.
+    pub(crate) fn origin(&self, req: &poem::Request) -> Option<String> {
+        self.public_url
+            .clone()
+            .or_else(|| crate::http::request_origin(req))
+    }
 }
 
 /// Version string appended to asset URLs so a new release is never served stale CSS/JS.

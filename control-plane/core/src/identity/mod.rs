@@ -510,6 +510,7 @@ pub(crate) fn account_view(user: &UserRecord, now: Timestamp) -> UserAccount {
         locked_until: user.locked_at(now),
         failed_attempts: user.failed_attempts,
         totp_enrolled: user.totp_enrolled,
+        sso_provider: user.sso.as_ref().map(|link| link.provider.clone()),
     }
 }
 

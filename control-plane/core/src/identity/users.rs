@@ -37,6 +37,9 @@ pub struct UserAccount {
     pub failed_attempts: u32,
     /// Whether TOTP is enrolled.
     pub totp_enrolled: bool,
+    /// The identity provider this account signs in through (SSO accounts have no password or
+    /// TOTP here).
+    pub sso_provider: Option<String>,
 }
 
 /// A user to create.

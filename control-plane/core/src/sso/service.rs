@@ -235,6 +235,7 @@ impl SsoService {
         actor: &str,
     ) -> Result<SsoConfig, SsoServiceError> {
         config.validate().map_err(SsoServiceError::Invalid)?;
+        let previous = self.config().await?.value;
         let saved = self
             .store
             .modify(
@@ -245,6 +246,18 @@ impl SsoService {
                 |_: Option<Versioned<SsoConfig>>| Ok::<_, StoreError>(config.clone()),
             )
             .await?;
+        // A removed provider's client secret goes with it (a new provider reusing the id must
+        // not inherit it).
+        for gone in previous
+            .providers
+            .iter()
+            .filter(|old| saved.value.provider(&old.settings.id).is_none())
+        {
+            let id = &gone.settings.id;
+            if let Some(secret) = self.store.get::<SecretRecord>(SECRET_KIND, id).await? {
+                self.store.delete(SECRET_KIND, id, secret.revision).await?;
+            }
+        }
         Ok(saved.value)
     }
 

@@ -24,6 +24,8 @@ pub(crate) struct AccountView {
     last_login: String,
     password_changed: String,
     totp_enrolled: bool,
+    /// The identity provider of an SSO account (no password or TOTP here).
+    sso_provider: Option<String>,
 }
 
 pub(crate) struct BindingView {
@@ -134,6 +136,7 @@ async fn account_page(
                 .map_or_else(|| "never".to_owned(), fmt::datetime),
             password_changed: fmt::datetime(account.password_changed_at),
             totp_enrolled: account.totp_enrolled,
+            sso_provider: account.sso_provider.clone(),
         },
         bindings,
         session: SessionView {
@@ -146,8 +149,9 @@ async fn account_page(
             absolute_expires: fmt::datetime(session.absolute_expires_at),
         },
         recovery_left,
-        can_manage_totp: viewer.may(Action::ManageOwnTotp, None),
-        can_change_password: viewer.may(Action::ChangeOwnPassword, None),
+        can_manage_totp: account.sso_provider.is_none() && viewer.may(Action::ManageOwnTotp, None),
+        can_change_password: account.sso_provider.is_none()
+            && viewer.may(Action::ChangeOwnPassword, None),
         must_change_password: session.must_change_password,
         min_password: console.password_min_chars,
         error: error.clone(),

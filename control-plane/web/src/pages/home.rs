@@ -46,18 +46,26 @@ pub(crate) async fn show_home(req: &Request, console: Data<&Arc<Console>>) -> Re
         Err(error) => return errors::app_error(&viewer, req, &error),
     };
     let totp_enrolled = me.account.as_ref().is_some_and(|a| a.totp_enrolled);
+    let sso_account = me
+        .account
+        .as_ref()
+        .is_some_and(|a| a.sso_provider.is_some());
     let now = console.app.clock().now();
     let session_left = me.session.as_ref().map_or_else(String::new, |session| {
         fmt::duration(session.absolute_expires_at.saturating_sub(now))
     });
 
-    let mut checklist = vec![ChecklistItem {
-        title: "Turn on two-step verification",
-        detail: "A code from an authenticator app on every sign-in.",
-        href: "/account/totp",
-        action: "Set up",
-        done: totp_enrolled,
-    }];
+    // SSO accounts prove their second factor at the identity provider.
+    let mut checklist = Vec::new();
+    if !sso_account {
+        checklist.push(ChecklistItem {
+            title: "Turn on two-step verification",
+            detail: "A code from an authenticator app on every sign-in.",
+            href: "/account/totp",
+            action: "Set up",
+            done: totp_enrolled,
+        });
+    }
     if let Some(tenant) = viewer.tenant()
         && viewer.may_here(Action::CreateUser)
     {

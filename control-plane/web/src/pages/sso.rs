@@ -100,6 +100,7 @@ struct SettingsPage {
 }
 
 fn settings_page(
+    console: &Console,
     viewer: &Viewer,
     req: &Request,
     view: &SsoSettingsView,
@@ -125,10 +126,7 @@ fn settings_page(
             .iter()
             .map(|provider| ProviderRow::of(provider, &view.secrets))
             .collect(),
-        callback_base: format!(
-            "{}/login/sso/",
-            http::request_origin(req).unwrap_or_default()
-        ),
+        callback_base: format!("{}/login/sso/", console.origin(req).unwrap_or_default()),
         error,
     };
     http::html(status, &page)
@@ -142,7 +140,7 @@ pub(crate) async fn show_settings(req: &Request, console: Data<&Arc<Console>>) -
         Err(response) => return response,
     };
     match settings(&console, &viewer, req).await {
-        Ok(view) => settings_page(&viewer, req, &view, view.config.local_login, None),
+        Ok(view) => settings_page(&console, &viewer, req, &view, view.config.local_login, None),
         Err(response) => response,
     }
 }
@@ -182,7 +180,9 @@ pub(crate) async fn update_local_login(
     {
         Ok(_) => http::redirect(&format!("/platform/sso?done=sso_saved{TO_NOTICES}"), &[]),
         Err(error) => match form_error(&error) {
-            Some(message) => settings_page(&viewer, req, &view, local_login, Some(message)),
+            Some(message) => {
+                settings_page(&console, &viewer, req, &view, local_login, Some(message))
+            }
             None => errors::app_error(&viewer, req, &error),
         },
     }
@@ -204,6 +204,7 @@ struct ProviderPage {
 
 /// The provider page (the form, the preview and deletion) or, for a new provider, the form.
 fn provider_page(
+    console: &Console,
     viewer: &Viewer,
     req: &Request,
     form: ProviderForm,
@@ -231,7 +232,7 @@ fn provider_page(
     };
     let callback_url = format!(
         "{}/login/sso/{id}/callback",
-        http::request_origin(req).unwrap_or_default()
+        console.origin(req).unwrap_or_default()
     );
     let page = ProviderPage {
         layout: viewer.layout(meta, req),
@@ -257,7 +258,7 @@ pub(crate) async fn new_provider(req: &Request, console: Data<&Arc<Console>>) ->
     match partitions(&console, &viewer, req).await {
         Ok(partitions) => {
             let form = ProviderForm::blank().with_scopes(&partitions);
-            provider_page(&viewer, req, form, None, None)
+            provider_page(&console, &viewer, req, form, None, None)
         }
         Err(response) => response,
     }
@@ -300,7 +301,7 @@ async fn saved_provider_page(
     };
     let form =
         ProviderForm::of(provider, secret_stored(&view.secrets, id)).with_scopes(&partitions);
-    provider_page(viewer, req, form, Some(preview), delete_error)
+    provider_page(console, viewer, req, form, Some(preview), delete_error)
 }
 
 /// `POST /platform/sso/new`.
@@ -360,7 +361,7 @@ async fn save_provider(
             .with_scopes(&partitions)
             .with_error(message);
         let preview = (!is_new).then(PreviewView::default);
-        provider_page(&viewer, req, form, preview, None)
+        provider_page(console, &viewer, req, form, preview, None)
     };
     let configured = match input.provider(&id) {
         Ok(configured) => configured,

@@ -104,7 +104,7 @@ pub(crate) async fn begin(
     if !is_provider_id(&provider) {
         return refused(&AppError::NotFound { what: "provider" }, &rid, &[]);
     }
-    let Some(origin) = http::request_origin(req) else {
+    let Some(origin) = console.origin(req) else {
         return http::bad_request();
     };
     let redirect_uri = format!("{origin}/login/sso/{provider}/callback");
