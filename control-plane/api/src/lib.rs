@@ -43,6 +43,7 @@ type Apis = (
     ops::audit::AuditApi,
     ops::partitions::PartitionsApi,
     ops::sso::SsoApi,
+    ops::keys::KeysApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -56,6 +57,7 @@ fn service() -> OpenApiService<Apis, ()> {
             ops::audit::AuditApi,
             ops::partitions::PartitionsApi,
             ops::sso::SsoApi,
+            ops::keys::KeysApi,
         ),
         "keymanager",
         API_VERSION,

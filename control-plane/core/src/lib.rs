@@ -6,7 +6,9 @@
 //! the [`StateStore`] (sealed, versioned records kept as HSM data objects on the management
 //! partition, with lock objects and a read cache), [`Installation`] (first-start provisioning of
 //! the management partition), [`Readiness`] and the [`AuditLog`] (hash-chained events on the HSM,
-//! checkpoints signed by an HSM key, fail-closed), the runtime [`Settings`], and the [`App`]: the
+//! checkpoints signed by an HSM key, fail-closed), the runtime [`Settings`], the [`KeyService`]
+//! (key inventory with its per-tenant cache, creation, lifecycle, rotation, scheduled work,
+//! public-key export), and the [`App`]: the
 //! one application layer through which the REST API and the console perform every use case (gate,
 //! `authorize`, audited change).
 //!
@@ -19,16 +21,18 @@ mod clock;
 mod hsm;
 pub mod identity;
 mod installation;
+pub mod keys;
 pub mod partitions;
 mod readiness;
+pub mod scheduler;
 pub mod settings;
 pub mod sso;
 pub mod state;
 mod vault;
 
 pub use app::{
-    App, AppError, AppParts, AuditFilter, AuditVerifySummary, CompleteSetup, LoginOptions, Me,
-    Page, PageRequest, RequestId, SetupStatus, SsoSettingsView, UserUpdate,
+    App, AppError, AppParts, AuditFilter, AuditVerifySummary, CompleteSetup, KeyQuery,
+    LoginOptions, Me, Page, PageRequest, RequestId, SetupStatus, SsoSettingsView, UserUpdate,
 };
 pub use audit::{
     AuditConfig, AuditError, AuditExport, AuditLog, AuditSink, AuditedAction, AuditedError,
@@ -44,11 +48,19 @@ pub use identity::{
     Identity, IdentityConfig, IdentityError, IdentityPorts, SecondFactorPolicy, SecretText,
 };
 pub use installation::{Installation, InstallationError, InstallationRecord};
+pub use keys::{
+    KeyDetail, KeyError, KeyFilter, KeyMetadataUpdate, KeyService, KeyServiceConfig, KeySort,
+    KeySummary, NewKey, PublicKeyExport, PublicKeyFormat, StateChange, TenantKeySettings,
+};
 pub use partitions::{
     ApiKeyCredentials, ConnectionReport, NewPartition, PartitionConnector, PartitionCredentials,
     PartitionError, PartitionRecord, PartitionTarget, PartitionUpdate, Partitions, VaultSet,
 };
 pub use readiness::{Readiness, ReadinessReport};
+pub use scheduler::{
+    JobError, JobReport, LeaderLease, Leadership, LeaseConfig, ScheduledJob, Scheduler,
+    SchedulerConfig, TickReport,
+};
 pub use settings::{
     EffectiveSettings, InvalidSetting, SecondFactorSetting, Settings, SettingsError,
     SettingsService,

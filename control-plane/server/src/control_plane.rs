@@ -11,9 +11,11 @@
 //!    one-time setup token is issued for this start;
 //! 5. the application layer and the routes.
 //!
-//! Also owns the background maintenance of a running replica (purging expired sessions) and the
-//! graceful shutdown sequence (stop accepting, finish requests, flush the audit outbox, sign a
-//! checkpoint over the events this replica wrote).
+//! Also owns the background work of a running replica — its [`Scheduler`]: of all replicas, the
+//! one holding the scheduler lease runs the [`ControlPlane::jobs`] (purging dead sessions and
+//! abandoned single-sign-on logins, the key service's due work) — and the graceful shutdown
+//! sequence (stop accepting, finish requests, finish the scheduler's round and release its lease,
+//! flush the audit outbox, sign a checkpoint over the events this replica wrote).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,10 +27,11 @@ use km_auth::{BcryptConfig, HttpSso, HttpSsoConfig};
 use km_core::app::{App, AppParts};
 use km_core::audit::SinkError;
 use km_core::identity::SetupStart;
+use km_core::scheduler::{KeyDueWorkJob, SessionPurgeJob, SsoPendingPurgeJob};
 use km_core::{
     AuditConfig, AuditLog, AuditSink, Clock, Hsm, Identity, IdentityConfig, Installation,
-    InstallationRecord, Partitions, Readiness, SecretText, SecretVault, SsoService, StateStore,
-    StateStoreConfig, VaultSet,
+    InstallationRecord, Partitions, Readiness, ScheduledJob, Scheduler, SchedulerConfig,
+    SecretText, SecretVault, SsoService, StateStore, StateStoreConfig, VaultSet,
 };
 use km_domain::audit::{AuditEvent, Checkpoint};
 use km_hsm_tsb::TsbPartitionConnector;
@@ -39,8 +42,6 @@ use poem::listener::BoxAcceptor;
 use crate::audit_cli::AwsLcVerifier;
 use crate::http;
 
-/// How often a replica deletes sessions and pending sign-ins that can no longer be used.
-pub const SESSION_PURGE_EVERY: Duration = Duration::from_secs(5 * 60);
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -217,23 +218,81 @@ impl ControlPlane {
         }
     }
 
+    /// The periodic jobs of this control plane, in the order the scheduler's leader runs them.
+    /// Every job must be idempotent and audit its own actions as `system:scheduler` (see
+    /// `km_core::scheduler`).
+    pub fn jobs(&self) -> Vec<Arc<dyn ScheduledJob>> {
+        let app = &self.app;
+        vec![
+            Arc::new(SessionPurgeJob::new(
+                app.identity().clone(),
+                app.audit_log().clone(),
+            )),
+            Arc::new(SsoPendingPurgeJob::new(
+                app.sso().clone(),
+                app.audit_log().clone(),
+            )),
+            Arc::new(KeyDueWorkJob::new(
+                app.partitions().clone(),
+                app.keys().clone(),
+            )),
+        ]
+    }
+
+    /// This replica's scheduler with [`ControlPlane::jobs`]; it competes for the lease under the
+    /// state store's replica name.
+    pub fn scheduler(&self, config: SchedulerConfig) -> Scheduler {
+        let app = &self.app;
+        let replica = app.store().config().replica.clone();
+        self.jobs().into_iter().fold(
+            Scheduler::new(
+                app.store().clone(),
+                app.audit_log().clone(),
+                app.clock().clone(),
+                replica,
+                config,
+            ),
+            Scheduler::with_job,
+        )
+    }
+
     /// Serves the control plane (the console set up by `console`) on `acceptor` until `shutdown`
-    /// completes, purging expired sessions in the background; then finishes requests in flight,
-    /// flushes the audit outbox and signs a checkpoint over the events this replica streamed.
+    /// completes, running the [`Scheduler`] in the background; then finishes requests in flight,
+    /// lets the scheduler finish its round and release its lease, flushes the audit outbox and
+    /// signs a checkpoint over the events this replica streamed.
     pub async fn serve(
         self,
         acceptor: BoxAcceptor,
         console: ConsoleConfig,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let purger = tokio::spawn(purge_sessions(self.app.identity().clone()));
+        let scheduler = self.scheduler(SchedulerConfig::default());
+        let (stop_scheduler, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut scheduling = tokio::spawn(async move {
+            scheduler
+                .run(async {
+                    // A dropped sender (serve ended by an error) stops the scheduler too.
+                    let _ = stopped.await;
+                })
+                .await;
+        });
         let audit = self.app.audit_log().clone();
         let endpoint = http::routes(self.app, self.readiness, console);
         let served = poem::Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(endpoint, shutdown, Some(SHUTDOWN_GRACE))
             .await
             .context("serving the control plane");
-        purger.abort();
+        let _ = stop_scheduler.send(());
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut scheduling).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "the scheduler ended abnormally"),
+            Err(_) => {
+                scheduling.abort();
+                tracing::warn!(
+                    "the scheduler's round did not finish in time; its lease runs out by itself"
+                );
+            }
+        }
         if let Err(error) = audit.flush().await {
             tracing::error!(%error, "results of finished requests could not be written to the audit log");
         }
@@ -246,23 +305,6 @@ impl ControlPlane {
             }
         }
         served
-    }
-}
-
-/// Deletes expired sessions every [`SESSION_PURGE_EVERY`] (failures are logged and retried at the
-/// next tick; nothing depends on the purge for correctness — validation rejects expired sessions).
-async fn purge_sessions(identity: Identity) {
-    let mut ticks = tokio::time::interval(SESSION_PURGE_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick fires at once: skip it, a fresh start has nothing stale worth a burst of I/O.
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        match identity.sessions.purge_expired().await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "purged expired sessions"),
-            Err(error) => tracing::warn!(%error, "purging expired sessions failed; retrying later"),
-        }
     }
 }
 

@@ -179,6 +179,52 @@ const ROWS: &[Row] = &[
     any("update_sso_settings", [401, 403, 403, 403, 200]),
     any("set_sso_client_secret", [401, 403, 403, 403, 204]),
     any("preview_sso_mapping", [401, 403, 403, 403, 200]),
+    // --- keys: readonly reads and exports, users change, admins set the key settings ---
+    tenant(
+        "list_keys",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "get_key",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "export_public_key",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "create_key",
+        [401, 403, 201, 201, 201],
+        [401, 404, 404, 404, 201],
+    ),
+    tenant(
+        "update_key_metadata",
+        [401, 403, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "change_key_state",
+        [401, 403, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "rotate_key",
+        [401, 403, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "get_key_settings",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "update_key_settings",
+        [401, 403, 403, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
 ];
 
 /// `operationId` → (method, path template) from the document.
@@ -310,6 +356,32 @@ impl Matrix {
             "auth": "api_keys",
             "credentials": {"api_key": super::tenant_api_key(tenant)},
         })
+    }
+
+    /// A key `label` on `tenant` (created by root once), for operations that read or change one.
+    async fn key(&mut self, tenant: &str, label: &str) -> String {
+        let path = format!("/api/v1/tenants/{tenant}/keys/{label}");
+        if self
+            .world
+            .call(Method::GET, &path, &self.root, None)
+            .await
+            .status
+            == StatusCode::OK
+        {
+            return label.to_owned();
+        }
+        let created = self
+            .world
+            .call(
+                Method::POST,
+                &format!("/api/v1/tenants/{tenant}/keys"),
+                &self.root,
+                Some(json!({"label": label, "algorithm": "EC", "curve": "P-256",
+                    "attributes": {"sign": true, "verify": true}})),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        label.to_owned()
     }
 
     /// The caller, path parameters and body of one cell.
@@ -458,6 +530,18 @@ impl Matrix {
                 ]},
                 "groups": ["g"]
             })),
+            "get_key" | "export_public_key" | "update_key_metadata" | "rotate_key" => {
+                params.insert("label", self.key(tenant, "matrix-key").await);
+                (op == "update_key_metadata").then(|| json!({"owner": format!("owner{cell}")}))
+            }
+            "change_key_state" => {
+                // A key of its own per cell: a suspended key cannot be suspended again.
+                params.insert("label", self.key(tenant, &format!("cell{cell}")).await);
+                Some(json!({"event": "suspend", "reason": "matrix"}))
+            }
+            "create_key" => Some(json!({"label": format!("new{cell}"), "algorithm": "EC",
+                "curve": "P-256", "attributes": {"sign": true}})),
+            "update_key_settings" => Some(json!({"destruction_waiting_period_secs": 604800})),
             "update_settings" => Some(json!({"second_factor": "optional", "reverify_hours": 12,
                 "session_idle_minutes": 30, "session_absolute_hours": 12,
                 "lockout_threshold": 5, "lockout_minutes": 15})),

@@ -4,6 +4,7 @@
 pub(crate) mod account;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod keys;
 pub(crate) mod partitions;
 pub(crate) mod platform;
 pub(crate) mod sso;
@@ -35,6 +36,8 @@ pub(crate) enum ApiTags {
     /// HSM partitions (tenants): what members see, their own credentials, and the operators'
     /// registry.
     Partitions,
+    /// Keys of a tenant: inventory, creation, lifecycle, rotation, public keys; key settings.
+    Keys,
 }
 
 /// Maps an app error to its response (the one mapping lives in `problem::status_of`).

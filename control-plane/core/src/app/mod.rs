@@ -27,6 +27,7 @@ mod account;
 mod audit_query;
 mod auth;
 mod error;
+mod keys;
 mod page;
 mod partitions;
 mod settings;
@@ -46,12 +47,14 @@ pub use account::Me;
 pub use audit_query::{AuditFilter, AuditVerifySummary};
 pub use auth::{CompleteSetup, SetupStatus};
 pub use error::AppError;
+pub use keys::KeyQuery;
 pub use page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest};
 pub use sso::{LoginOptions, SsoSettingsView};
 pub use users::UserUpdate;
 
 use crate::audit::{AuditLog, SignatureVerifier};
 use crate::identity::{Caller, Identity, SecondFactorState, SecretText};
+use crate::keys::{KeyService, KeyServiceConfig};
 use crate::settings::{Settings, SettingsService};
 use crate::sso::SsoService;
 use crate::{Clock, Partitions, StateStore};
@@ -139,6 +142,7 @@ struct AppInner {
     verifier: Arc<dyn SignatureVerifier + Send + Sync>,
     partitions: Partitions,
     sso: SsoService,
+    keys: KeyService,
 }
 
 impl std::fmt::Debug for App {
@@ -163,6 +167,13 @@ impl App {
     /// The app over its parts.
     pub fn new(parts: AppParts) -> Self {
         let settings = parts.identity.settings.clone();
+        let keys = KeyService::new(
+            parts.store.clone(),
+            parts.partitions.clone(),
+            parts.clock.clone(),
+            parts.audit.clone(),
+            KeyServiceConfig::default(),
+        );
         Self {
             inner: Arc::new(AppInner {
                 identity: parts.identity,
@@ -173,6 +184,7 @@ impl App {
                 verifier: parts.verifier,
                 partitions: parts.partitions,
                 sso: parts.sso,
+                keys,
             }),
         }
     }
@@ -190,6 +202,12 @@ impl App {
     /// The runtime settings service.
     pub fn settings_service(&self) -> &SettingsService {
         &self.inner.settings
+    }
+
+    /// The single-sign-on service (for the scheduler's purge of abandoned sign-ins; use cases go
+    /// through `App`).
+    pub fn sso(&self) -> &SsoService {
+        &self.inner.sso
     }
 
     /// The state store.

@@ -24,6 +24,8 @@ mod lock;
 mod record;
 
 #[cfg(test)]
+pub(crate) mod test_hsm;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
@@ -292,6 +294,25 @@ impl StateStore {
             None => self.inner.read_fresh(&name).await?,
         };
         match raw {
+            None => Ok(None),
+            Some(raw) => {
+                let envelope = self.inner.parse(&key, &raw)?;
+                self.inner.open(&key, envelope).await.map(Some)
+            }
+        }
+    }
+
+    /// Like [`StateStore::get`], but always asks the HSM (and refreshes the cache with the
+    /// answer): for decisions that must not rest on another replica's write being up to
+    /// [`StateStoreConfig::cache_ttl_secs`] old, such as whether a lease has expired.
+    pub async fn get_fresh<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        let key =
+            RecordKey::new(kind, id).map_err(|reason| StoreError::invalid(kind, id, reason))?;
+        match self.inner.read_fresh(&key.object_name()).await? {
             None => Ok(None),
             Some(raw) => {
                 let envelope = self.inner.parse(&key, &raw)?;
