@@ -33,7 +33,7 @@ use poem::{Endpoint, EndpointExt, Route, get, post};
 
 pub use http::{CONTENT_SECURITY_POLICY, PARTITION_COOKIE, SESSION_COOKIE};
 use pages::{
-    account, audit, auth, home, partitions as partition_pages, platform, settings,
+    account, audit, auth, home, keys, partitions as partition_pages, platform, settings,
     sso as sso_pages, sso_login, users,
 };
 use viewer::Console;
@@ -64,7 +64,9 @@ impl Default for ConsoleConfig {
 /// `/` (overview), `/setup`, `/login`, `/login/second-factor`, `/login/cancel`, `/logout`,
 /// `/partition`, `/account`, `/account/password`, `/account/sign-out-everywhere`,
 /// `/account/totp`, `/users` (+ `/users/role`, `/users/status`, `/users/delete`), `/audit`,
-/// `/settings`, `/static/*`; partitions for their members: `/partitions` (→ the current one),
+/// `/settings`, `/static/*`; the current partition's keys: `/keys` (inventory), `/keys/new`
+/// (creation wizard), `/keys/{label}` (detail, + `/state`, `/rotate`, `/public.pem`,
+/// `/public.jwk`); partitions for their members: `/partitions` (→ the current one),
 /// `/partitions/{id}` (status), `/partitions/{id}/credentials` (+ `/remove`: own credentials);
 /// and for platform operators: `/platform/partitions` (registry), `/platform/partitions/new`
 /// (onboarding wizard), `/platform/partitions/{id}` (edit, + `/status`, `/credentials`,
@@ -110,6 +112,13 @@ pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
         .at("/users/role", post(users::set_role))
         .at("/users/status", post(users::set_status))
         .at("/users/delete", post(users::delete_user))
+        .at("/keys", get(keys::show_keys))
+        .at("/keys/new", get(keys::new_key).post(keys::create_key))
+        .at("/keys/:label", get(keys::show_key))
+        .at("/keys/:label/state", post(keys::change_state))
+        .at("/keys/:label/rotate", post(keys::rotate))
+        .at("/keys/:label/public.pem", get(keys::public_pem))
+        .at("/keys/:label/public.jwk", get(keys::public_jwk))
         .at("/partitions", get(partition_pages::show_current))
         .at("/partitions/:id", get(partition_pages::show_partition))
         .at(

@@ -156,6 +156,9 @@ impl Viewer {
                 icons::PARTITION,
             ));
         }
+        if self.may_here(Action::ListKeys) {
+            partition_items.push(("keys", "/keys".to_owned(), "Keys", icons::KEY));
+        }
         if self.may_here(Action::ListUsers) {
             partition_items.push(("users", "/users".to_owned(), "Users & roles", icons::USERS));
         }
@@ -395,6 +398,7 @@ fn return_path(path: &str) -> String {
     match path {
         "/users" | "/audit" | "/settings" | "/account" => path.to_owned(),
         _ if path.starts_with("/partitions/") => "/partitions".to_owned(),
+        _ if path == "/keys" || path.starts_with("/keys/") => "/keys".to_owned(),
         _ if path.starts_with("/platform/partitions") || path.starts_with("/platform/sso") => {
             // The list, the wizard or one partition's or provider's page (never a POST-only
             // sub-path).
@@ -455,6 +459,21 @@ fn notices_from_query(req: &Request) -> Vec<Notice> {
         "own_credentials_removed" => {
             "Your own credentials are removed; your requests use the partition's credentials again."
         }
+        "key_created" => "Key created.",
+        "key_activated" => "Key activated: it is usable now.",
+        "key_suspended" => "Key suspended: the HSM refuses to use it until it is reactivated.",
+        "key_reactivated" => "Key reactivated: it is usable again.",
+        "key_deactivated" => "Key deactivated: it may only process, no longer protect.",
+        "key_compromised" => {
+            kind = "warning";
+            "Key marked compromised: it is blocked for good."
+        }
+        "key_destruction_scheduled" => {
+            kind = "warning";
+            "Destruction scheduled. It can be cancelled until it is due."
+        }
+        "key_destruction_cancelled" => "Destruction cancelled.",
+        "key_rotated" => "Key rotated: a new version is current.",
         "sso_saved" => "Single sign-on settings saved. The sign-in page shows them at once.",
         "sso_provider_saved" => "Provider saved.",
         "sso_provider_saved_secret" => "Provider saved, and its client secret stored.",
@@ -637,6 +656,7 @@ mod tests {
             "/platform/sso/corp"
         );
         assert_eq!(return_path("/platform/sso"), "/platform/sso");
+        assert_eq!(return_path("/keys/web-signing"), "/keys");
         assert_eq!(return_path("/account/totp"), "/");
     }
 }

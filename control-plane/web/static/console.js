@@ -1,8 +1,8 @@
 // keymanager console behaviour: progressive enhancement only. Every page works without this file
 // (forms post, filters have a server-side fallback); it adds the theme toggle, instant table
 // filters, confirmation dialogs for destructive actions, copy buttons, the custom colour of
-// the partition colour picker, and the single-sign-on provider form's issuer preview and
-// "Add rule" button.
+// the partition colour picker, the single-sign-on provider form's issuer preview and
+// "Add rule" button, and the key wizard's usage choices.
 
 const root = document.documentElement;
 
@@ -190,6 +190,34 @@ function initRuleRows() {
   }
 }
 
+// The key wizard (form[data-key-wizard]): CSS already shows only the chosen algorithm's size or
+// curve; this hides the usages the algorithm cannot do (each <option> lists them in
+// data-usages) and, when the algorithm changes, ticks its family's default usage.
+function initKeyWizard() {
+  for (const form of document.querySelectorAll("form[data-key-wizard]")) {
+    const select = form.querySelector("[data-algorithm-select]");
+    if (!select) continue;
+    const sync = (reset) => {
+      const option = select.selectedOptions[0];
+      if (!option) return;
+      const usages = (option.getAttribute("data-usages") || "").split(" ");
+      for (const section of form.querySelectorAll("[data-param]")) {
+        section.hidden = section.getAttribute("data-param") !== option.value;
+      }
+      for (const choice of form.querySelectorAll("[data-usage]")) {
+        const usage = choice.getAttribute("data-usage");
+        const input = choice.querySelector("input");
+        const supported = usages.includes(usage);
+        choice.hidden = !supported;
+        if (!supported) input.checked = false;
+        if (reset) input.checked = usage === option.getAttribute("data-default-usage");
+      }
+    };
+    select.addEventListener("change", () => sync(true));
+    sync(false);
+  }
+}
+
 initThemeToggle();
 initTableFilters();
 initConfirmations();
@@ -198,3 +226,4 @@ initAutoSubmit();
 initCustomColours();
 initIssuerPreview();
 initRuleRows();
+initKeyWizard();

@@ -1,6 +1,7 @@
 //! One module per page area: `auth` (setup, sign-in, second factor, sign-out), `home`
 //! (overview, partition switch), `account` (profile, password, TOTP), `users`, `audit`,
-//! `settings`, `partitions` (a partition's status and the member's own credentials), `platform`
+//! `settings`, `keys` (the partition's keys: inventory, creation wizard, detail, lifecycle),
+//! `partitions` (a partition's status and the member's own credentials), `platform`
 //! (the operators' partition registry: list, onboarding wizard, edit), `sso` (the operators'
 //! single-sign-on configuration and mapping preview), `sso_login` (signing in at an identity
 //! provider), and `errors` (the mapping of `AppError` to pages).
@@ -10,6 +11,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod errors;
 pub(crate) mod home;
+pub(crate) mod keys;
 pub(crate) mod partitions;
 pub(crate) mod platform;
 pub(crate) mod settings;
