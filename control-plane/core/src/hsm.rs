@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use km_domain::SkaPolicy;
 use zeroize::Zeroizing;
 
-pub use keys::{HsmKeyInfo, HsmRequest, HsmRequestStatus, NewHsmKey, PolicyChange};
+pub use keys::{HsmChange, HsmKeyInfo, HsmRequest, HsmRequestStatus, NewHsmKey, OnboardedApprover};
 
 /// The name of an HSM data object (`kms.<kind>.<id>` for keymanager's own records).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -224,24 +224,42 @@ pub trait Hsm: Send + Sync {
     /// cannot generate (the message names the spec).
     async fn create_key(&self, request: &NewHsmKey) -> Result<HsmKeyInfo, HsmError>;
     /// Blocks the key: every use of its private/secret half is refused until unblocked.
-    /// [`HsmError::Refused`] for a plain (non-SKA) key, or when the key's block rule
-    /// asks for approvals.
-    async fn block_key(&self, label: &str) -> Result<(), HsmError>;
-    /// Unblocks the key. [`HsmError::Refused`] for a plain key, or when the key's
-    /// unblock rule asks for approvals or is frozen.
-    async fn unblock_key(&self, label: &str) -> Result<(), HsmError>;
+    /// [`HsmChange::Pending`] when the key's block rule asks for approvals;
+    /// [`HsmError::Refused`] for a plain (non-SKA) key or a frozen block rule.
+    async fn block_key(&self, label: &str) -> Result<HsmChange, HsmError>;
+    /// Unblocks the key. [`HsmChange::Pending`] when the key's unblock rule asks for approvals;
+    /// [`HsmError::Refused`] for a plain key or a frozen unblock rule.
+    async fn unblock_key(&self, label: &str) -> Result<HsmChange, HsmError>;
     /// Replaces the key's SKA policy (its blocked state is kept: that changes only through
-    /// block/unblock). [`PolicyChange::Pending`] when the key's current modify rule asks for
+    /// block/unblock). [`HsmChange::Pending`] when the key's current modify rule asks for
     /// approvals; [`HsmError::Refused`] for a plain key, an invalid policy or a frozen modify
     /// rule.
-    async fn modify_policy(
-        &self,
-        label: &str,
-        policy: &SkaPolicy,
-    ) -> Result<PolicyChange, HsmError>;
+    async fn modify_policy(&self, label: &str, policy: &SkaPolicy) -> Result<HsmChange, HsmError>;
     /// The state and approval progress of an approval request ([`HsmError::NotFound`] for an
     /// unknown id).
     async fn request_status(&self, id: &str) -> Result<HsmRequest, HsmError>;
+    /// Withdraws an approval request that has not executed ([`HsmError::NotFound`] for an
+    /// unknown id). Cancelling a request that already ended is not an error.
+    async fn cancel_request(&self, id: &str) -> Result<(), HsmError>;
+    /// The HSM's signed attestation of the key `label`, as the HSM hands it out (the TSB: a zip
+    /// of the attestation XML, its signature, the attestation key and its certificate).
+    /// [`HsmError::NotFound`] if there is no such key; [`HsmError::Refused`] when the HSM
+    /// offers no attestation.
+    ///
+    /// The default refuses: adapters without attestation keep compiling.
+    async fn key_attestation(&self, label: &str) -> Result<Vec<u8>, HsmError> {
+        Err(HsmError::Refused(format!(
+            "this HSM adapter cannot attest key {label}"
+        )))
+    }
+    /// Approvers onboarded through the HSM's approver management (names policies may use).
+    /// [`HsmError::Unauthorized`] when the partition's credentials do not include approver
+    /// management.
+    ///
+    /// The default knows none.
+    async fn onboarded_approvers(&self) -> Result<Vec<OnboardedApprover>, HsmError> {
+        Ok(Vec::new())
+    }
     /// Deletes the key material for good ([`HsmError::NotFound`] if there is no such key,
     /// [`HsmError::Refused`] if it was created not destroyable). Its open requests are cancelled.
     async fn delete_key(&self, label: &str) -> Result<(), HsmError>;

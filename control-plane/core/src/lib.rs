@@ -41,8 +41,9 @@ pub use audit::{
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use hsm::{
-    DataObjectName, Hsm, HsmError, HsmKeyInfo, HsmRequest, HsmRequestStatus, InvalidDataObjectName,
-    KeystoreStatistics, NewHsmKey, PolicyChange, SealedBlob, ServiceInfo,
+    DataObjectName, Hsm, HsmChange, HsmError, HsmKeyInfo, HsmRequest, HsmRequestStatus,
+    InvalidDataObjectName, KeystoreStatistics, NewHsmKey, OnboardedApprover, SealedBlob,
+    ServiceInfo,
 };
 pub use identity::{
     Identity, IdentityConfig, IdentityError, IdentityPorts, SecondFactorPolicy, SecretText,

@@ -9,9 +9,9 @@
 //! wraps one `TsbClient`, i.e. one partition with its own credentials; [`TsbPartitionConnector`]
 //! builds them from a partition's registration and vault credentials.
 //!
-//! Policy changes try `POST /v1/synchronousModify` first and fall back to the asynchronous
-//! `POST /v1/modify` only when the TSB answers `missing.approval` (401): the TSB alone knows whether
-//! the key's current modify rule is fulfilled without approvals (reference §6), so asking it costs
+//! Block, unblock and policy changes try the synchronous endpoint (`POST /v1/synchronousModify`,
+//! ...) first and fall back to the asynchronous one (`POST /v1/modify`, ...) only when the TSB answers `missing.approval` (401): the TSB alone knows whether
+//! the key's current rule is fulfilled without approvals (reference §6), so asking it costs
 //! one call in the common case and never guesses from a policy read that may be stale.
 //!
 //! Must not depend on: other adapters, the HTTP server, or anything that knows about tenants'
@@ -24,8 +24,8 @@ pub use connector::TsbPartitionConnector;
 
 use async_trait::async_trait;
 use km_core::{
-    DataObjectName, Hsm, HsmError, HsmKeyInfo, HsmRequest, KeystoreStatistics, NewHsmKey,
-    PolicyChange, SealedBlob, ServiceInfo,
+    DataObjectName, Hsm, HsmChange, HsmError, HsmKeyInfo, HsmRequest, KeystoreStatistics,
+    NewHsmKey, OnboardedApprover, SealedBlob, ServiceInfo,
 };
 use km_domain::SkaPolicy;
 use km_tsb::{
@@ -69,6 +69,34 @@ impl TsbHsm {
     /// Wraps a client already configured with the partition's URL and credentials.
     pub fn new(client: TsbClient) -> Self {
         Self { client }
+    }
+
+    /// An SKA-governed change: the synchronous call first, the asynchronous one only when the
+    /// TSB answers `missing.approval` (see the crate docs). A request the TSB executes at once
+    /// (its rule needed no approval after all) counts as applied; one that failed at once is
+    /// refused with the TSB's reason. `what` completes "the HSM did not …".
+    async fn sync_or_request(
+        &self,
+        what: &str,
+        synchronous: impl Future<Output = Result<(), TsbError>>,
+        asynchronous: impl Future<Output = Result<String, TsbError>>,
+    ) -> Result<HsmChange, HsmError> {
+        match synchronous.await {
+            Ok(()) => return Ok(HsmChange::Applied),
+            Err(error) if error.tsb_code() == Some(MISSING_APPROVAL) => {}
+            Err(error) => return Err(hsm_error(error)),
+        }
+        let request_id = asynchronous.await.map_err(hsm_error)?;
+        match self.client.request_status(&request_id).await {
+            Ok(status) if status.status == RequestState::Executed => Ok(HsmChange::Applied),
+            Ok(status) if status.status == RequestState::Failed => Err(HsmError::Refused(format!(
+                "the HSM did not {what}: {}",
+                status.result.unwrap_or_default()
+            ))),
+            // Submitted: whatever the first look says (even a failed look), the request exists
+            // and its id is what the caller follows.
+            _ => Ok(HsmChange::Pending { request_id }),
+        }
     }
 }
 
@@ -291,51 +319,60 @@ impl Hsm for TsbHsm {
         Ok(keys::key_info(&created.json))
     }
 
-    async fn block_key(&self, label: &str) -> Result<(), HsmError> {
-        self.client.block(label).await.map_err(hsm_error)
+    async fn block_key(&self, label: &str) -> Result<HsmChange, HsmError> {
+        self.sync_or_request(
+            &format!("block key {label}"),
+            self.client.block(label),
+            self.client.block_async(label),
+        )
+        .await
     }
 
-    async fn unblock_key(&self, label: &str) -> Result<(), HsmError> {
-        self.client.unblock(label).await.map_err(hsm_error)
+    async fn unblock_key(&self, label: &str) -> Result<HsmChange, HsmError> {
+        self.sync_or_request(
+            &format!("unblock key {label}"),
+            self.client.unblock(label),
+            self.client.unblock_async(label),
+        )
+        .await
     }
 
-    /// Synchronous first, asynchronous on `missing.approval` (see the crate docs). A request the
-    /// TSB executes at once (its rule needed no approval after all) counts as applied; one that
-    /// failed at once is refused with the TSB's reason.
-    async fn modify_policy(
-        &self,
-        label: &str,
-        policy: &SkaPolicy,
-    ) -> Result<PolicyChange, HsmError> {
+    async fn modify_policy(&self, label: &str, policy: &SkaPolicy) -> Result<HsmChange, HsmError> {
         policy.validate().map_err(|error| {
             HsmError::Refused(format!("cannot set the SKA policy of key {label}: {error}"))
         })?;
         let wire = keys::tsb_policy(policy, false);
-        match self.client.modify(label, &wire).await {
-            Ok(()) => return Ok(PolicyChange::Applied),
-            Err(error) if error.tsb_code() == Some(MISSING_APPROVAL) => {}
-            Err(error) => return Err(hsm_error(error)),
-        }
-        let request_id = self
-            .client
-            .modify_async(label, &wire)
-            .await
-            .map_err(hsm_error)?;
-        match self.client.request_status(&request_id).await {
-            Ok(status) if status.status == RequestState::Executed => Ok(PolicyChange::Applied),
-            Ok(status) if status.status == RequestState::Failed => Err(HsmError::Refused(format!(
-                "the HSM did not apply the new SKA policy of key {label}: {}",
-                status.result.unwrap_or_default()
-            ))),
-            // Submitted: whatever the first look says (even a failed look), the request exists
-            // and its id is what the caller follows.
-            _ => Ok(PolicyChange::Pending { request_id }),
-        }
+        self.sync_or_request(
+            &format!("apply the new SKA policy of key {label}"),
+            self.client.modify(label, &wire),
+            self.client.modify_async(label, &wire),
+        )
+        .await
     }
 
     async fn request_status(&self, id: &str) -> Result<HsmRequest, HsmError> {
         let status = self.client.request_status(id).await.map_err(hsm_error)?;
         Ok(keys::request(status))
+    }
+
+    async fn cancel_request(&self, id: &str) -> Result<(), HsmError> {
+        self.client.cancel_request(id).await.map_err(hsm_error)
+    }
+
+    async fn onboarded_approvers(&self) -> Result<Vec<OnboardedApprover>, HsmError> {
+        let status = self
+            .client
+            .approver_onboarding_status()
+            .await
+            .map_err(hsm_error)?;
+        Ok(status
+            .onboarded
+            .into_iter()
+            .map(|entry| OnboardedApprover {
+                name: entry.approver_name,
+                certificate_base64: entry.approver_certificate,
+            })
+            .collect())
     }
 
     async fn delete_key(&self, label: &str) -> Result<(), HsmError> {

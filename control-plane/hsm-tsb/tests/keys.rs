@@ -6,7 +6,7 @@
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use km_core::{Hsm, HsmError, HsmKeyInfo, HsmRequestStatus, NewHsmKey, PolicyChange};
+use km_core::{Hsm, HsmChange, HsmError, HsmKeyInfo, HsmRequestStatus, NewHsmKey};
 use km_domain::{
     Algorithm, Curve, KeyAttributes, KeySpec, SkaAction, SkaApproval, SkaPolicy, SkaRule,
     SlhDsaHash, SlhDsaParams,
@@ -220,18 +220,18 @@ async fn every_algorithm_is_created_and_read_back_or_refused_by_name() {
 
 #[tokio::test]
 async fn block_unblock_and_an_approved_block_rule() {
-    let (_fixture, hsm) = emulator().await;
+    let (fixture, hsm) = emulator().await;
     let label = "payments-signing";
     hsm.create_key(&p256_signing_key(label)).await.unwrap();
     hsm.sign(label, b"before").await.unwrap();
 
-    hsm.block_key(label).await.unwrap();
+    assert_eq!(hsm.block_key(label).await.unwrap(), HsmChange::Applied);
     let blocked = info(&hsm, label).await;
     assert!(blocked.blocked);
     assert!(blocked.policy.as_ref().unwrap().key_status.blocked);
     assert!(hsm.sign(label, b"while blocked").await.is_err());
 
-    hsm.unblock_key(label).await.unwrap();
+    assert_eq!(hsm.unblock_key(label).await.unwrap(), HsmChange::Applied);
     assert!(!info(&hsm, label).await.blocked);
     hsm.sign(label, b"after").await.unwrap();
 
@@ -247,16 +247,54 @@ async fn block_unblock_and_an_approved_block_rule() {
     );
     assert_eq!(
         hsm.modify_policy(label, &policy).await.unwrap(),
-        PolicyChange::Applied
+        HsmChange::Applied
     );
     let read = info(&hsm, label).await;
     assert_eq!(read.policy, Some(policy));
     assert!(!read.blocked);
 
-    // Blocking now needs alice: the synchronous block is refused with the TSB's reason.
-    let message = refusal(hsm.block_key(label).await);
-    assert!(message.contains("requires approvals"), "{message}");
+    // Blocking now needs alice: the adapter falls back to an approval request, and nothing
+    // changes until it executes.
+    let HsmChange::Pending { request_id } = hsm.block_key(label).await.unwrap() else {
+        panic!("expected a pending block");
+    };
+    assert_eq!(
+        hsm.request_status(&request_id).await.unwrap().status,
+        HsmRequestStatus::Pending
+    );
     assert!(!info(&hsm, label).await.blocked);
+
+    // A withdrawn request never executes; cancelling it again is not an error.
+    hsm.cancel_request(&request_id).await.unwrap();
+    assert_eq!(
+        hsm.request_status(&request_id).await.unwrap().status,
+        HsmRequestStatus::Cancelled
+    );
+    hsm.cancel_request(&request_id).await.unwrap();
+
+    // A second request, approved by alice, blocks the key.
+    let HsmChange::Pending { request_id } = hsm.block_key(label).await.unwrap() else {
+        panic!("expected a pending block");
+    };
+    let approver_client = client(&fixture);
+    let tasks = approver_client
+        .fetch_approval_tasks(
+            &alice,
+            &ApprovalTaskFilter {
+                kind: TaskKind::BlockKey,
+                request_id: Some(request_id.clone()),
+                ..ApprovalTaskFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 1);
+    approver_client.approve(&alice, &tasks[0]).await.unwrap();
+    assert_eq!(
+        hsm.request_status(&request_id).await.unwrap().status,
+        HsmRequestStatus::Executed
+    );
+    assert!(info(&hsm, label).await.blocked);
 }
 
 #[tokio::test]
@@ -275,7 +313,7 @@ async fn policy_changes_wait_for_approval_when_the_modify_rule_asks_for_it() {
     );
     assert_eq!(
         hsm.modify_policy(label, &guarded).await.unwrap(),
-        PolicyChange::Applied
+        HsmChange::Applied
     );
 
     // From now on a change needs alice: the adapter falls back to an approval request.
@@ -283,8 +321,7 @@ async fn policy_changes_wait_for_approval_when_the_modify_rule_asks_for_it() {
         SkaAction::Use,
         Some(SkaRule::quorum("users", 1, vec![approval("alice", &alice)])),
     );
-    let PolicyChange::Pending { request_id } = hsm.modify_policy(label, &next).await.unwrap()
-    else {
+    let HsmChange::Pending { request_id } = hsm.modify_policy(label, &next).await.unwrap() else {
         panic!("expected a pending change");
     };
     let pending = hsm.request_status(&request_id).await.unwrap();
@@ -333,20 +370,21 @@ async fn a_compromised_key_can_be_frozen_blocked_for_good() {
     let (_fixture, hsm) = emulator().await;
     let label = "leaked";
     hsm.create_key(&p256_signing_key(label)).await.unwrap();
-    hsm.block_key(label).await.unwrap();
+    assert_eq!(hsm.block_key(label).await.unwrap(), HsmChange::Applied);
     let frozen = SkaPolicy::empty()
         .with_rule(SkaAction::Unblock, Some(SkaRule::frozen()))
         .with_rule(SkaAction::Modify, Some(SkaRule::frozen()));
     assert_eq!(
         hsm.modify_policy(label, &frozen).await.unwrap(),
-        PolicyChange::Applied
+        HsmChange::Applied
     );
     let read = info(&hsm, label).await;
     assert!(read.blocked, "a policy change keeps the blocked state");
     let policy = read.policy.unwrap();
     assert!(policy.is_frozen(SkaAction::Unblock) && policy.is_frozen(SkaAction::Modify));
 
-    assert!(refusal(hsm.unblock_key(label).await).contains("requires approvals"));
+    let message = refusal(hsm.unblock_key(label).await);
+    assert!(message.contains("can never be fulfilled"), "{message}");
     // Sync refused for lack of approvals, async refused because no approval can ever suffice.
     let message = refusal(hsm.modify_policy(label, &SkaPolicy::empty()).await);
     assert!(message.contains("can never be fulfilled"), "{message}");

@@ -186,12 +186,12 @@ impl Hsm for FakeHsm {
             "not supported by this test double".into(),
         ))
     }
-    async fn block_key(&self, _: &str) -> Result<(), HsmError> {
+    async fn block_key(&self, _: &str) -> Result<crate::HsmChange, HsmError> {
         Err(HsmError::Refused(
             "not supported by this test double".into(),
         ))
     }
-    async fn unblock_key(&self, _: &str) -> Result<(), HsmError> {
+    async fn unblock_key(&self, _: &str) -> Result<crate::HsmChange, HsmError> {
         Err(HsmError::Refused(
             "not supported by this test double".into(),
         ))
@@ -200,12 +200,17 @@ impl Hsm for FakeHsm {
         &self,
         _: &str,
         _: &km_domain::SkaPolicy,
-    ) -> Result<crate::PolicyChange, HsmError> {
+    ) -> Result<crate::HsmChange, HsmError> {
         Err(HsmError::Refused(
             "not supported by this test double".into(),
         ))
     }
     async fn request_status(&self, _: &str) -> Result<crate::HsmRequest, HsmError> {
+        Err(HsmError::Refused(
+            "not supported by this test double".into(),
+        ))
+    }
+    async fn cancel_request(&self, _: &str) -> Result<(), HsmError> {
         Err(HsmError::Refused(
             "not supported by this test double".into(),
         ))

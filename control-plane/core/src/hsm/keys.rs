@@ -81,14 +81,15 @@ impl HsmKeyInfo {
     }
 }
 
-/// The outcome of [`Hsm::modify_policy`](super::Hsm::modify_policy).
+/// The outcome of an SKA-governed change ([`Hsm::block_key`](super::Hsm::block_key),
+/// [`Hsm::unblock_key`](super::Hsm::unblock_key), [`Hsm::modify_policy`](super::Hsm::modify_policy)).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PolicyChange {
-    /// The new policy is in force.
+pub enum HsmChange {
+    /// The change is in force.
     Applied,
-    /// The key's modify rule asks for approvals: a request waits for them (follow it with
-    /// [`Hsm::request_status`](super::Hsm::request_status)); the old policy stays in force until
-    /// it executes.
+    /// The key's rule for this action asks for approvals: a request waits for them (follow it
+    /// with [`Hsm::request_status`](super::Hsm::request_status), withdraw it with
+    /// [`Hsm::cancel_request`](super::Hsm::cancel_request)); nothing changes until it executes.
     Pending {
         /// The HSM's request id.
         request_id: String,
@@ -149,4 +150,15 @@ pub struct HsmRequest {
     pub executed_at: Option<Timestamp>,
     /// The HSM's reason, for a failed request.
     pub failure: Option<String>,
+}
+
+/// An approver onboarded through the HSM's approver management: policies may name it
+/// (`onboarded_approver_certificate`) instead of carrying its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnboardedApprover {
+    /// The approver's name (an e-mail address by convention).
+    pub name: String,
+    /// Its certificate (base64 DER, as SKA policies carry certificates), when the HSM reports
+    /// one.
+    pub certificate_base64: Option<String>,
 }

@@ -11,7 +11,7 @@ use super::record::{
     version_label,
 };
 use super::{KeyDetail, KeyError, KeyService, MAX_DESCRIPTION_LEN, Target};
-use crate::{Hsm, HsmError, NewHsmKey};
+use crate::{Hsm, HsmChange, HsmError, NewHsmKey};
 
 /// A key to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +63,21 @@ impl KeyService {
                 other => other.into(),
             })?;
         if record.state() == KeyState::PreActive {
-            if let Err(error) = hsm.block_key(&record.label).await {
+            let blocked = match hsm.block_key(&record.label).await {
+                Ok(HsmChange::Applied) => Ok(()),
+                Ok(HsmChange::Pending { request_id }) => {
+                    let _ = hsm.cancel_request(&request_id).await;
+                    Err(KeyError::conflict(
+                        "approval_required",
+                        "the new key's block rule asks for approvals, so it cannot start pre-active; create it without an activation date, or give it the block rule later",
+                    ))
+                }
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = blocked {
                 self.undo_create(hsm, &record.label, &error.to_string())
                     .await?;
-                return Err(error.into());
+                return Err(error);
             }
             info.blocked = true;
         }

@@ -10,7 +10,7 @@ use km_domain::{
 use super::record::{HistoryEntry, KeyRecord, KeyVersion, MAX_REASON_LEN, clean_text};
 use super::summary::reported_spec;
 use super::{KeyDetail, KeyError, KeyService, Target};
-use crate::{Hsm, HsmError, HsmKeyInfo, PolicyChange};
+use crate::{Hsm, HsmChange, HsmError, HsmKeyInfo};
 
 /// A lifecycle change a person may ask for (destruction itself is the scheduler's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -245,7 +245,7 @@ impl KeyService {
         actor: &str,
     ) -> Result<KeyRecord, KeyError> {
         let saved = self.save(target, next, actor).await?;
-        match hsm.unblock_key(label).await {
+        match hsm.unblock_key(label).await.and_then(applied) {
             Ok(()) => Ok(saved.value),
             Err(error) => {
                 let back = Target {
@@ -269,7 +269,7 @@ impl KeyService {
         };
         if let Some(version) = record.value.version(number)
             && version.state == KeyState::Active
-            && let Err(error) = hsm.unblock_key(&version.label).await
+            && let Err(error) = hsm.unblock_key(&version.label).await.and_then(applied)
         {
             tracing::error!(label = %version.label, %error,
                 "could not unblock a key whose concurrent change left it active");
@@ -287,11 +287,11 @@ async fn restrict(
     match effect {
         TsbEffect::None | TsbEffect::Unblock => Ok(None),
         TsbEffect::Block => {
-            hsm.block_key(label).await?;
+            applied(hsm.block_key(label).await?)?;
             Ok(None)
         }
         TsbEffect::BlockIrreversibly => {
-            hsm.block_key(label).await?;
+            applied(hsm.block_key(label).await?)?;
             freeze_unblock(hsm, label).await
         }
         TsbEffect::Delete => match hsm.delete_key(label).await {
@@ -315,8 +315,8 @@ async fn freeze_unblock(hsm: &dyn Hsm, label: &str) -> Result<Option<String>, Ke
     }
     let frozen = policy.with_rule(SkaAction::Unblock, Some(SkaRule::frozen()));
     match hsm.modify_policy(label, &frozen).await? {
-        PolicyChange::Applied => Ok(None),
-        PolicyChange::Pending { request_id } => Ok(Some(format!(
+        HsmChange::Applied => Ok(None),
+        HsmChange::Pending { request_id } => Ok(Some(format!(
             "freezing the unblock rule waits for approvals (request {request_id})"
         ))),
     }
@@ -347,4 +347,13 @@ fn apply_to_record(
         to,
         reason,
     });
+}
+
+fn applied(change: HsmChange) -> Result<(), HsmError> {
+    match change {
+        HsmChange::Applied => Ok(()),
+        HsmChange::Pending { request_id } => Err(HsmError::Refused(format!(
+            "the key's rule asks for approvals (request {request_id})"
+        ))),
+    }
 }
