@@ -50,8 +50,9 @@ pub use identity::{
 };
 pub use installation::{Installation, InstallationError, InstallationRecord};
 pub use keys::{
-    KeyDetail, KeyError, KeyFilter, KeyMetadataUpdate, KeyService, KeyServiceConfig, KeySort,
-    KeySummary, NewKey, PublicKeyExport, PublicKeyFormat, StateChange, TenantKeySettings,
+    InventoryOverview, KeyDetail, KeyError, KeyFilter, KeyMetadataUpdate, KeyService,
+    KeyServiceConfig, KeySort, KeySummary, NewKey, PublicKeyExport, PublicKeyFormat, StateChange,
+    TenantKeySettings, UpcomingEvent, UpcomingKind,
 };
 pub use partitions::{
     ApiKeyCredentials, ConnectionReport, NewPartition, PartitionConnector, PartitionCredentials,

@@ -144,6 +144,11 @@ impl InventoryIndex {
         self.rows.is_empty()
     }
 
+    /// Every row, in label order.
+    pub fn rows(&self) -> impl Iterator<Item = &KeySummary> {
+        self.rows.values().map(|entry| &*entry.row)
+    }
+
     /// The row `label` (an alias or an unmanaged key's label).
     pub fn get(&self, label: &str) -> Option<&Arc<KeySummary>> {
         self.rows.get(label).map(|entry| &entry.row)

@@ -25,6 +25,7 @@ mod export;
 mod index;
 mod inventory;
 mod lifecycle;
+mod overview;
 mod record;
 mod settings;
 mod summary;
@@ -41,6 +42,7 @@ pub use due::{DueFailure, DueOutcome, DueReport, SCHEDULER};
 pub use export::{Jwk, PublicKeyExport, PublicKeyFormat, PublicKeyMaterial};
 pub use index::{InventoryIndex, KeyFilter, KeySort, SortKey};
 pub use lifecycle::{KeyEvent, StateChange};
+pub use overview::{InventoryOverview, UpcomingEvent, UpcomingKind};
 pub use record::{
     DEFAULT_ROTATION_GRACE_SECS, HistoryEntry, KEY_RECORD_KIND, KeyRecord, KeyVersion,
     MAX_DESCRIPTION_LEN, MAX_LABEL_LEN, MAX_OWNER_LEN, MAX_REASON_LEN, MAX_TAGS, RotationPolicy,
