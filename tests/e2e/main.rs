@@ -6,10 +6,14 @@
 
 mod api;
 mod audit;
+mod dashboard;
 mod dev_command;
 mod identity;
 mod installation;
+mod key_attestation;
+mod key_policy;
 mod keys;
+mod notifications;
 mod partitions;
 mod scheduler;
 mod serve_command;

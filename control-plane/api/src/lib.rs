@@ -44,6 +44,10 @@ type Apis = (
     ops::partitions::PartitionsApi,
     ops::sso::SsoApi,
     ops::keys::KeysApi,
+    ops::notifications::NotificationsApi,
+    ops::key_attestation::KeyAttestationApi,
+    ops::key_policy::KeyPolicyApi,
+    ops::dashboard::DashboardApi,
 );
 
 fn service() -> OpenApiService<Apis, ()> {
@@ -58,6 +62,10 @@ fn service() -> OpenApiService<Apis, ()> {
             ops::partitions::PartitionsApi,
             ops::sso::SsoApi,
             ops::keys::KeysApi,
+            ops::notifications::NotificationsApi,
+            ops::key_attestation::KeyAttestationApi,
+            ops::key_policy::KeyPolicyApi,
+            ops::dashboard::DashboardApi,
         ),
         "keymanager",
         API_VERSION,

@@ -8,7 +8,8 @@
 //! the management partition), [`Readiness`] and the [`AuditLog`] (hash-chained events on the HSM,
 //! checkpoints signed by an HSM key, fail-closed), the runtime [`Settings`], the [`KeyService`]
 //! (key inventory with its per-tenant cache, creation, lifecycle, rotation, scheduled work,
-//! public-key export), and the [`App`]: the
+//! public-key export), the [`NotificationService`] (signed expiry-notification webhooks), and
+//! the [`App`]: the
 //! one application layer through which the REST API and the console perform every use case (gate,
 //! `authorize`, audited change).
 //!
@@ -22,6 +23,7 @@ mod hsm;
 pub mod identity;
 mod installation;
 pub mod keys;
+pub mod notifications;
 pub mod partitions;
 mod readiness;
 pub mod scheduler;
@@ -31,8 +33,9 @@ pub mod state;
 mod vault;
 
 pub use app::{
-    App, AppError, AppParts, AuditFilter, AuditVerifySummary, CompleteSetup, KeyQuery,
-    LoginOptions, Me, Page, PageRequest, RequestId, SetupStatus, SsoSettingsView, UserUpdate,
+    App, AppError, AppParts, AuditFilter, AuditVerifySummary, CompleteSetup,
+    DASHBOARD_HORIZON_SECS, Dashboard, KeyQuery, LoginOptions, Me, Page, PageRequest, RequestId,
+    SetupStatus, SsoSettingsView, UserUpdate,
 };
 pub use audit::{
     AuditConfig, AuditError, AuditExport, AuditLog, AuditSink, AuditedAction, AuditedError,
@@ -49,10 +52,17 @@ pub use identity::{
     Identity, IdentityConfig, IdentityError, IdentityPorts, SecondFactorPolicy, SecretText,
 };
 pub use installation::{Installation, InstallationError, InstallationRecord};
+pub use keys::KeyAttestation;
 pub use keys::{
-    InventoryOverview, KeyDetail, KeyError, KeyFilter, KeyMetadataUpdate, KeyService,
-    KeyServiceConfig, KeySort, KeySummary, NewKey, PublicKeyExport, PublicKeyFormat, StateChange,
+    ApproverDecision, ApproverProgress, InventoryOverview, KeyDetail, KeyError, KeyFilter,
+    KeyMetadataUpdate, KeyService, KeyServiceConfig, KeySort, KeySummary, NewKey, PendingChange,
+    PendingRequest, PolicyUpdate, PublicKeyExport, PublicKeyFormat, RequestProgress, StateChange,
     TenantKeySettings, UpcomingEvent, UpcomingKind,
+};
+pub use notifications::{
+    DeliveryReport, ExpiryNoticeJob, NoWebhookSender, NotificationConfig, NotificationError,
+    NotificationService, NotificationSettings, NotificationUpdate, RotatedSecret,
+    SavedNotifications, WebhookError, WebhookSender,
 };
 pub use partitions::{
     ApiKeyCredentials, ConnectionReport, NewPartition, PartitionConnector, PartitionCredentials,

@@ -4,7 +4,8 @@
 //! `hsm_error`), and the shape of the seal key (AES-256, sensitive, never extractable, not
 //! destroyable, empty SKA policy) with its AES-GCM seal/unseal calls, and of the signing key (EC
 //! P-256, same hardening) with its ECDSA sign call; and the key methods of the port (inventory,
-//! creation from a domain `KeySpec`, block/unblock, SKA policy, requests, deletion, public keys),
+//! creation from a domain `KeySpec`, block/unblock, SKA policy, requests, deletion, public keys,
+//! key attestation: the TSB's zip handed on as it is),
 //! translating domain policies and attributes to the TSB's field by field (`keys`). One [`TsbHsm`]
 //! wraps one `TsbClient`, i.e. one partition with its own credentials; [`TsbPartitionConnector`]
 //! builds them from a partition's registration and vault credentials.
@@ -50,6 +51,8 @@ const DATA_OBJECT_NOT_EXISTENT: u32 = 653;
 const DECRYPT_FAILED: u32 = 410;
 /// TSB `missing.approval`: a synchronous call on an SKA key whose rule needs approvals.
 const MISSING_APPROVAL: u32 = 401;
+/// TSB `not.implemented`: an endpoint this TSB does not offer.
+const NOT_IMPLEMENTED: u32 = 101;
 /// The TSB's algorithm name for the signing key.
 const SIGNING_ALGORITHM: &str = "EC";
 /// NIST P-256 (secp256r1, prime256v1).
@@ -386,6 +389,19 @@ impl Hsm for TsbHsm {
             .await
             .map_err(hsm_error)?;
         Ok(key.json.public_key)
+    }
+
+    async fn key_attestation(&self, label: &str) -> Result<Vec<u8>, HsmError> {
+        self.client
+            .key_attestation(label, None)
+            .await
+            .map_err(|error| match (error.tsb_code(), error.http_status()) {
+                // A TSB without the endpoint (an older release, or one that does not offer it).
+                (None, Some(404 | 405 | 501)) | (Some(NOT_IMPLEMENTED), _) => {
+                    HsmError::Refused(format!("this TSB offers no key attestation: {error}"))
+                }
+                _ => in_context(hsm_error(error), &format!("cannot attest key {label}")),
+            })
     }
 }
 

@@ -29,9 +29,10 @@ use km_core::audit::SinkError;
 use km_core::identity::SetupStart;
 use km_core::scheduler::{KeyDueWorkJob, SessionPurgeJob, SsoPendingPurgeJob};
 use km_core::{
-    AuditConfig, AuditLog, AuditSink, Clock, Hsm, Identity, IdentityConfig, Installation,
-    InstallationRecord, Partitions, Readiness, ScheduledJob, Scheduler, SchedulerConfig,
-    SecretText, SecretVault, SsoService, StateStore, StateStoreConfig, VaultSet,
+    AuditConfig, AuditLog, AuditSink, Clock, ExpiryNoticeJob, Hsm, Identity, IdentityConfig,
+    Installation, InstallationRecord, NotificationConfig, Partitions, Readiness, ScheduledJob,
+    Scheduler, SchedulerConfig, SecretText, SecretVault, SsoService, StateStore, StateStoreConfig,
+    VaultSet,
 };
 use km_domain::audit::{AuditEvent, Checkpoint};
 use km_hsm_tsb::TsbPartitionConnector;
@@ -41,6 +42,7 @@ use poem::listener::BoxAcceptor;
 
 use crate::audit_cli::AwsLcVerifier;
 use crate::http;
+use crate::webhook::ReqwestWebhookSender;
 
 /// How long a graceful shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -64,6 +66,8 @@ pub struct Options {
     pub default_vault: Option<String>,
     /// The single-sign-on HTTP client's tuning.
     pub sso: HttpSsoConfig,
+    /// Rules for tenants' expiry-notification webhooks.
+    pub notifications: NotificationConfig,
 }
 
 impl std::fmt::Debug for Options {
@@ -192,6 +196,7 @@ impl ControlPlane {
             clock.clone(),
             Arc::new(HttpSso::new(options.sso).context("building the single sign-on HTTP client")?),
         );
+        let webhooks = ReqwestWebhookSender::new().context("building the webhook HTTP client")?;
         let app = App::new(AppParts {
             identity,
             audit,
@@ -200,7 +205,8 @@ impl ControlPlane {
             verifier: Arc::new(AwsLcVerifier),
             partitions,
             sso,
-        });
+        })
+        .with_webhooks(Arc::new(webhooks), options.notifications);
         Ok(Self {
             installation,
             app,
@@ -235,6 +241,11 @@ impl ControlPlane {
             Arc::new(KeyDueWorkJob::new(
                 app.partitions().clone(),
                 app.keys().clone(),
+            )),
+            Arc::new(ExpiryNoticeJob::new(
+                app.partitions().clone(),
+                app.keys().clone(),
+                app.notifications().clone(),
             )),
         ]
     }

@@ -17,8 +17,8 @@ use anyhow::Context;
 use km_auth::{BcryptConfig, HttpSsoConfig};
 use km_core::{
     ApiKeyCredentials, AuditConfig, IdentityConfig, JsonLinesSink, NewPartition,
-    PartitionCredentials, PartitionError, PartitionTarget, Sealing, SecretText, StateStoreConfig,
-    SystemClock,
+    NotificationConfig, PartitionCredentials, PartitionError, PartitionTarget, Sealing, SecretText,
+    StateStoreConfig, SystemClock,
 };
 use km_domain::{AuthMode, DisplayName, TenantId, TsbEndpoint};
 use km_hsm_tsb::TsbHsm;
@@ -242,6 +242,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         vaults: Vec::new(),
         default_vault: None,
         sso: HttpSsoConfig::default(),
+        // Local receivers (http://127.0.0.1:…) are fine on a developer's machine.
+        notifications: NotificationConfig {
+            allow_insecure_webhooks: true,
+        },
     };
     let control_plane = ControlPlane::start(management, Arc::new(SystemClock), options).await?;
     register_demo_partitions(&control_plane, &emulator, &credentials).await?;

@@ -12,6 +12,7 @@ mod control_plane;
 mod dev;
 mod http;
 mod serve;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 

@@ -83,6 +83,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         vaults: connect_vaults(&config).await?,
         default_vault: config.default_vault.clone(),
         sso: HttpSsoConfig::default(),
+        notifications: config.notification_config(),
     };
     let control_plane = ControlPlane::start(
         Arc::new(TsbHsm::new(client)),

@@ -236,6 +236,8 @@ pub(crate) struct Shared {
     admin_api: bool,
     /// The "attestation-key" that signs key descriptors' XML.
     pub attestation: KeyMaterial,
+    /// The attestation key's X.509 certificate (PEM), self-signed by the emulator.
+    pub attestation_certificate: String,
     conns: Arc<ConnRegistry>,
 }
 
@@ -270,6 +272,26 @@ fn error_response(e: &TsbError) -> Response {
         .status(e.status())
         .content_type("application/json")
         .body(e.body().to_string())
+}
+
+/// A self-signed certificate of the attestation key (ten years; digital signature only). A real
+/// TSB hands out the HSM's own, issued under the Securosys device and root certificates.
+fn attestation_certificate(key: &KeyMaterial) -> Result<String, crypto::CryptoError> {
+    let subject = crypto::SubjectAttributes {
+        common_name: handlers::ATTESTATION_KEY_NAME.to_owned(),
+        organization_name: Some("km-tsb-emulator".to_owned()),
+        organization_unit_name: Some("PrimusHSM attestation (emulated)".to_owned()),
+        ..crypto::SubjectAttributes::default()
+    };
+    crypto::self_signed_certificate(
+        key,
+        handlers::ATTESTATION_SIGNATURE_ALGORITHM,
+        &subject,
+        3650,
+        &["DIGITAL_SIGNATURE".to_owned()],
+        &[],
+        false,
+    )
 }
 
 fn group_for(path: &str) -> Option<KeyGroup> {
@@ -689,6 +711,9 @@ impl Emulator {
             algorithm_oid: None,
         })
         .map_err(|e| EmulatorError::Config(format!("cannot create the attestation key: {e}")))?;
+        let attestation_certificate = attestation_certificate(&attestation).map_err(|e| {
+            EmulatorError::Config(format!("cannot certify the attestation key: {e}"))
+        })?;
 
         let conns = Arc::new(ConnRegistry::default());
         let shared = Arc::new(Shared {
@@ -700,6 +725,7 @@ impl Emulator {
             faults: Mutex::new(Vec::new()),
             admin_api: config.admin_api,
             attestation,
+            attestation_certificate,
             conns: conns.clone(),
         });
 

@@ -456,14 +456,27 @@ impl TsbClient {
         self.ring(group).current_index()
     }
 
-    /// Sends one call and returns the success body. Handles API-key rollover (401 + 631) and
-    /// GET retries; maps every failure into [`TsbError`].
+    /// Sends one call that answers JSON and returns the success body (see [`Self::execute_accepting`]).
     pub(crate) async fn execute(
         &self,
         method: Method,
         group: KeyGroup,
         segments: &[&str],
         body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, TsbError> {
+        self.execute_accepting(method, group, segments, body, "application/json")
+            .await
+    }
+
+    /// Sends one call with `Accept: accept` and returns the success body. Handles API-key
+    /// rollover (401 + 631) and GET retries; maps every failure into [`TsbError`].
+    pub(crate) async fn execute_accepting(
+        &self,
+        method: Method,
+        group: KeyGroup,
+        segments: &[&str],
+        body: Option<Vec<u8>>,
+        accept: &'static str,
     ) -> Result<Vec<u8>, TsbError> {
         let url = endpoint_url(&self.inner.base, segments)?;
         let ring = self.ring(group);
@@ -477,7 +490,7 @@ impl TsbClient {
                 .inner
                 .http
                 .request(method.clone(), url.clone())
-                .header(ACCEPT, "application/json");
+                .header(ACCEPT, accept);
             if let Some(i) = key_index
                 && let Some(key) = ring.key(i)
             {
@@ -584,6 +597,20 @@ impl TsbClient {
             .execute(method, group, segments, Some(encode_json(body)?))
             .await?;
         decode_json(&bytes)
+    }
+
+    /// Sends a JSON call whose success body is a file (media types `accept`; errors still come
+    /// as JSON) and returns its raw bytes.
+    pub(crate) async fn send_for_file<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        group: KeyGroup,
+        segments: &[&str],
+        body: &B,
+        accept: &'static str,
+    ) -> Result<Vec<u8>, TsbError> {
+        self.execute_accepting(method, group, segments, Some(encode_json(body)?), accept)
+            .await
     }
 
     /// Sends a call whose success body is irrelevant (may be empty, `{}` or anything).

@@ -253,6 +253,29 @@ impl TsbClient {
         .await
     }
 
+    /// `POST /v1/key/keyAttestation` → the zip the TSB hands out, as raw bytes: `<label>.xml`
+    /// (the key's attestation), `<label>.sig` (its signature by the attestation key),
+    /// `<label>.pem` (the attestation key's public key), `PrimusHSM_Attestation.crt` (its
+    /// certificate) and a `README`.
+    pub async fn key_attestation(
+        &self,
+        label: &str,
+        password: Option<&SecretString>,
+    ) -> Result<Vec<u8>, TsbError> {
+        let body = KeyLabelRequest {
+            label: label.to_owned(),
+            password: password.cloned(),
+        };
+        self.send_for_file(
+            Method::POST,
+            KeyGroup::KeyManagement,
+            &["key", "keyAttestation"],
+            &body,
+            "application/zip, application/json",
+        )
+        .await
+    }
+
     // ----- block / unblock (keyOperationToken) / modify (keyManagementToken) -----
 
     /// `POST /v1/synchronousBlock` for `label` (no password, no approvals).

@@ -14,6 +14,16 @@ pub(crate) fn datetime(unix_secs: u64) -> String {
         .unwrap_or_else(|| unix_secs.to_string())
 }
 
+/// `2026-11-28T23:52`: the value of a `datetime-local` input (UTC), the form `parse_when` reads.
+pub(crate) fn datetime_local(unix_secs: u64) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    i64::try_from(unix_secs)
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|at| at.format(format).ok())
+        .unwrap_or_default()
+}
+
 /// `2026-11-28` and `23:52:07` separately (for table cells).
 pub(crate) fn date_and_time(unix_secs: u64) -> (String, String) {
     let date = format_description!("[year]-[month]-[day]");

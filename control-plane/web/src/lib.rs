@@ -33,8 +33,8 @@ use poem::{Endpoint, EndpointExt, Route, get, post};
 
 pub use http::{CONTENT_SECURITY_POLICY, PARTITION_COOKIE, SESSION_COOKIE};
 use pages::{
-    account, audit, auth, home, keys, partitions as partition_pages, platform, settings,
-    sso as sso_pages, sso_login, users,
+    account, audit, auth, dashboard, home, key_edit, keys, partitions as partition_pages, platform,
+    settings, sso as sso_pages, sso_login, users,
 };
 use viewer::Console;
 
@@ -64,10 +64,11 @@ impl Default for ConsoleConfig {
 /// `/` (overview), `/setup`, `/login`, `/login/second-factor`, `/login/cancel`, `/logout`,
 /// `/partition`, `/account`, `/account/password`, `/account/sign-out-everywhere`,
 /// `/account/totp`, `/users` (+ `/users/role`, `/users/status`, `/users/delete`), `/audit`,
-/// `/settings`, `/static/*`; the current partition's keys: `/keys` (inventory), `/keys/new`
-/// (creation wizard), `/keys/{label}` (detail, + `/state`, `/rotate`, `/public.pem`,
-/// `/public.jwk`); partitions for their members: `/partitions` (→ the current one),
-/// `/partitions/{id}` (status), `/partitions/{id}/credentials` (+ `/remove`: own credentials);
+/// `/settings`, `/settings/notifications` (+ `/secret`, `/test`), `/static/*`; the current partition's dashboard `/dashboard` and keys: `/keys`
+/// (inventory), `/keys/new` (creation wizard), `/keys/{label}` (detail, + `/state`, `/rotate`,
+/// `/public.pem`, `/public.jwk`, `/attestation.zip`); partitions for their members: `/partitions`
+/// (→ the current one), `/partitions/{id}` (status), `/partitions/{id}/credentials`
+/// (+ `/remove`: own credentials);
 /// and for platform operators: `/platform/partitions` (registry), `/platform/partitions/new`
 /// (onboarding wizard), `/platform/partitions/{id}` (edit, + `/status`, `/credentials`,
 /// `/offboard`), `/platform/sso` (password sign-in switch, identity providers),
@@ -112,13 +113,30 @@ pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
         .at("/users/role", post(users::set_role))
         .at("/users/status", post(users::set_status))
         .at("/users/delete", post(users::delete_user))
+        .at("/dashboard", get(dashboard::show_dashboard))
         .at("/keys", get(keys::show_keys))
         .at("/keys/new", get(keys::new_key).post(keys::create_key))
         .at("/keys/:label", get(keys::show_key))
         .at("/keys/:label/state", post(keys::change_state))
         .at("/keys/:label/rotate", post(keys::rotate))
+        .at(
+            "/keys/:label/edit",
+            get(key_edit::edit_form).post(key_edit::edit_submit),
+        )
         .at("/keys/:label/public.pem", get(keys::public_pem))
         .at("/keys/:label/public.jwk", get(keys::public_jwk))
+        .at(
+            "/keys/:label/policy",
+            get(pages::key_policy::show_policy).post(pages::key_policy::update_policy),
+        )
+        .at(
+            "/keys/:label/requests/:request_id/cancel",
+            post(pages::key_policy::cancel_request),
+        )
+        .at(
+            "/keys/:label/attestation.zip",
+            get(pages::key_attestation::download),
+        )
         .at("/partitions", get(partition_pages::show_current))
         .at("/partitions/:id", get(partition_pages::show_partition))
         .at(
@@ -167,6 +185,22 @@ pub fn routes(app: App, config: ConsoleConfig) -> impl Endpoint {
             post(sso_pages::preview_mapping),
         )
         .at("/platform/sso/:id/delete", post(sso_pages::delete_provider))
+        .at(
+            "/settings/keys",
+            get(key_edit::show_key_settings).post(key_edit::update_key_settings),
+        )
+        .at(
+            "/settings/notifications",
+            get(pages::notifications::show).post(pages::notifications::save),
+        )
+        .at(
+            "/settings/notifications/secret",
+            post(pages::notifications::rotate_secret),
+        )
+        .at(
+            "/settings/notifications/test",
+            post(pages::notifications::send_test),
+        )
         .at("/audit", get(audit::show_audit))
         .at(
             "/settings",

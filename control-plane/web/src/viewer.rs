@@ -156,6 +156,14 @@ impl Viewer {
                 icons::PARTITION,
             ));
         }
+        if self.may_here(Action::ReadDashboard) {
+            partition_items.push((
+                "dashboard",
+                "/dashboard".to_owned(),
+                "Dashboard",
+                crate::pages::dashboard::ICON,
+            ));
+        }
         if self.may_here(Action::ListKeys) {
             partition_items.push(("keys", "/keys".to_owned(), "Keys", icons::KEY));
         }
@@ -171,6 +179,14 @@ impl Viewer {
                 "/settings".to_owned(),
                 "Settings",
                 icons::SETTINGS,
+            ));
+        }
+        if self.may_here(Action::ReadSettings) {
+            partition_items.push((
+                "notifications",
+                "/settings/notifications".to_owned(),
+                "Notifications",
+                icons::ALERT,
             ));
         }
         for (index, (id, href, label, icon)) in partition_items.into_iter().enumerate() {
@@ -396,7 +412,9 @@ fn role_label(principal: &Principal, tenant: &TenantId) -> String {
 /// the dashboard otherwise.
 fn return_path(path: &str) -> String {
     match path {
-        "/users" | "/audit" | "/settings" | "/account" => path.to_owned(),
+        "/dashboard" | "/users" | "/audit" | "/settings" | "/settings/keys" | "/account" => {
+            path.to_owned()
+        }
         _ if path.starts_with("/partitions/") => "/partitions".to_owned(),
         _ if path == "/keys" || path.starts_with("/keys/") => "/keys".to_owned(),
         _ if path.starts_with("/platform/partitions") || path.starts_with("/platform/sso") => {
@@ -474,6 +492,14 @@ fn notices_from_query(req: &Request) -> Vec<Notice> {
         }
         "key_destruction_cancelled" => "Destruction cancelled.",
         "key_rotated" => "Key rotated: a new version is current.",
+        "key_metadata_saved" => "Metadata saved.",
+        "key_settings_saved" => {
+            "Key settings saved. New destruction schedules use the new waiting period."
+        }
+        "key_change_requested" => {
+            kind = "warning";
+            "The key's SKA rule asks for approvals: the change waits as a request in the HSM and happens once approved. Follow it under Policy & approvals."
+        }
         "sso_saved" => "Single sign-on settings saved. The sign-in page shows them at once.",
         "sso_provider_saved" => "Provider saved.",
         "sso_provider_saved_secret" => "Provider saved, and its client secret stored.",

@@ -196,6 +196,11 @@ const ROWS: &[Row] = &[
         [401, 404, 404, 404, 200],
     ),
     tenant(
+        "download_key_attestation",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
         "create_key",
         [401, 403, 201, 201, 201],
         [401, 404, 404, 404, 201],
@@ -203,6 +208,37 @@ const ROWS: &[Row] = &[
     tenant(
         "update_key_metadata",
         [401, 403, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "get_key_policy",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "update_key_policy",
+        [401, 403, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "list_key_requests",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    // Past authorization, the request id is unknown to the key: 400 `unknown_request`.
+    tenant(
+        "cancel_key_request",
+        [401, 403, 400, 400, 400],
+        [401, 404, 404, 404, 400],
+    ),
+    tenant(
+        "list_pending_requests",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "list_onboarded_approvers",
+        [401, 200, 200, 200, 200],
         [401, 404, 404, 404, 200],
     ),
     tenant(
@@ -223,6 +259,33 @@ const ROWS: &[Row] = &[
     tenant(
         "update_key_settings",
         [401, 403, 403, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    // --- expiry notifications: anyone on the tenant reads the settings, admins change and test ---
+    tenant(
+        "get_notification_settings",
+        [401, 200, 200, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "update_notification_settings",
+        [401, 403, 403, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "rotate_notification_secret",
+        [401, 403, 403, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    tenant(
+        "send_test_notification",
+        [401, 403, 403, 200, 200],
+        [401, 404, 404, 404, 200],
+    ),
+    // --- the dashboard: anyone on the tenant, readonly included ---
+    tenant(
+        "get_dashboard",
+        [401, 200, 200, 200, 200],
         [401, 404, 404, 404, 200],
     ),
 ];
@@ -530,9 +593,28 @@ impl Matrix {
                 ]},
                 "groups": ["g"]
             })),
-            "get_key" | "export_public_key" | "update_key_metadata" | "rotate_key" => {
+            "download_key_attestation" => {
                 params.insert("label", self.key(tenant, "matrix-key").await);
-                (op == "update_key_metadata").then(|| json!({"owner": format!("owner{cell}")}))
+                None
+            }
+            "get_key"
+            | "export_public_key"
+            | "update_key_metadata"
+            | "rotate_key"
+            | "get_key_policy"
+            | "update_key_policy"
+            | "list_key_requests"
+            | "cancel_key_request" => {
+                params.insert("label", self.key(tenant, "matrix-key").await);
+                params.insert(
+                    "request_id",
+                    "7b0c0d5e-0000-4000-8000-000000000000".to_owned(),
+                );
+                match op {
+                    "update_key_metadata" => Some(json!({"owner": format!("owner{cell}")})),
+                    "update_key_policy" => Some(json!({"policy": {}, "reason": "matrix"})),
+                    _ => None,
+                }
             }
             "change_key_state" => {
                 // A key of its own per cell: a suspended key cannot be suspended again.
@@ -542,6 +624,23 @@ impl Matrix {
             "create_key" => Some(json!({"label": format!("new{cell}"), "algorithm": "EC",
                 "curve": "P-256", "attributes": {"sign": true}})),
             "update_key_settings" => Some(json!({"destruction_waiting_period_secs": 604800})),
+            "update_notification_settings" => Some(json!({"enabled": false,
+                "url": "https://hooks.example.com/km", "lead_days": [30, 7, 1]})),
+            "send_test_notification" => {
+                // A URL and a secret to test with (this world wires no webhook client, so the
+                // delivery itself reports "unavailable": still a 200).
+                let saved = self
+                    .world
+                    .call(
+                        Method::PUT,
+                        &format!("/api/v1/tenants/{tenant}/notifications"),
+                        &self.root,
+                        Some(json!({"enabled": true, "url": "https://hooks.example.com/km"})),
+                    )
+                    .await;
+                assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+                None
+            }
             "update_settings" => Some(json!({"second_factor": "optional", "reverify_hours": 12,
                 "session_idle_minutes": 30, "session_absolute_hours": 12,
                 "lockout_threshold": 5, "lockout_minutes": 15})),

@@ -2,10 +2,10 @@
 //! metadata, lifecycle, rotation and public-key export; and the tenant's key settings
 //! (`/tenants/{tenant}/key-settings`).
 
-use km_core::keys::KeyEvent;
 use km_core::keys::{
     DEFAULT_ROTATION_GRACE_SECS, HistoryEntry, Jwk, KeyVersion, PublicKeyMaterial, RotationPolicy,
 };
+use km_core::keys::{KeyEvent, PendingChange};
 use km_core::{
     App, AppError, KeyDetail, KeyFilter, KeyMetadataUpdate, KeyQuery, KeySort, KeySummary, NewKey,
     Page, PublicKeyExport, PublicKeyFormat, RequestId, StateChange, TenantKeySettings,
@@ -21,6 +21,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::key_policy::PendingRequestBody;
 use super::{ApiTags, fail, page, tenant};
 use crate::context::{authenticate, request_id};
 use crate::models::Text;
@@ -681,6 +682,8 @@ pub struct KeyDetailBody {
     pub created_by: Option<String>,
     /// Found in the HSM rather than created by keymanager.
     pub adopted: bool,
+    /// Changes waiting for approvals in the HSM (progress: `GET .../requests`).
+    pub pending: Vec<PendingRequestBody>,
 }
 
 impl From<KeyDetail> for KeyDetailBody {
@@ -695,6 +698,7 @@ impl From<KeyDetail> for KeyDetailBody {
             }),
             created_by: d.created_by,
             adopted: d.adopted,
+            pending: d.pending.iter().map(Into::into).collect(),
         }
     }
 }
@@ -796,6 +800,10 @@ enum KeyResponse {
     /// Created.
     #[oai(status = 201)]
     Created(Json<KeyDetailBody>),
+    /// The key's block or unblock rule asks for approvals: the change waits as a request (see
+    /// `pending`); the state is unchanged until it executes.
+    #[oai(status = 202)]
+    Accepted(Json<KeyDetailBody>),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -1056,11 +1064,23 @@ impl KeysApi {
         let caller = authenticate(&app, req, &rid).await?;
         let tenant = self::tenant(&tenant.0, &rid)?;
         let change = state_change(body.0, &rid)?;
+        let asked = change.version;
         let detail = app
             .change_key_state(&caller, &rid, &tenant, &label.0, change)
             .await
             .map_err(fail(&rid))?;
-        Ok(KeyResponse::Ok(Json(detail.into())))
+        // A version with a waiting lifecycle request refuses further changes, so one found
+        // now was made by this call.
+        let version = asked.or(detail.summary.current_version);
+        let waiting = detail.pending.iter().any(|p| {
+            Some(p.version) == version && matches!(p.change, PendingChange::Lifecycle { .. })
+        });
+        let body = Json(detail.into());
+        Ok(if waiting {
+            KeyResponse::Accepted(body)
+        } else {
+            KeyResponse::Ok(body)
+        })
     }
 
     /// Rotates the key: a new HSM key `<label>_v<N>` with the same spec, attributes and policy

@@ -4,7 +4,11 @@
 pub(crate) mod account;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod dashboard;
+pub(crate) mod key_attestation;
+pub(crate) mod key_policy;
 pub(crate) mod keys;
+pub(crate) mod notifications;
 pub(crate) mod partitions;
 pub(crate) mod platform;
 pub(crate) mod sso;
@@ -38,6 +42,11 @@ pub(crate) enum ApiTags {
     Partitions,
     /// Keys of a tenant: inventory, creation, lifecycle, rotation, public keys; key settings.
     Keys,
+    /// Expiry notifications of a tenant: signed webhook settings, signing secret, test delivery.
+    Notifications,
+    /// A tenant at a glance: TSB status, keys by state and algorithm, upcoming expiries and
+    /// destructions.
+    Dashboard,
 }
 
 /// Maps an app error to its response (the one mapping lives in `problem::status_of`).

@@ -94,7 +94,7 @@ impl App {
     }
 
     /// The HSM client to act on `tenant` with: the caller's own credentials, if kept.
-    async fn tenant_hsm(
+    pub(super) async fn tenant_hsm(
         &self,
         caller: &Caller,
         tenant: &TenantId,

@@ -26,8 +26,12 @@
 mod account;
 mod audit_query;
 mod auth;
+mod dashboard;
 mod error;
+mod key_attestation;
+mod key_requests;
 mod keys;
+mod notifications;
 mod page;
 mod partitions;
 mod settings;
@@ -46,6 +50,7 @@ use km_domain::{Action, EventDraft, Grant, Outcome, TenantId, authorize};
 pub use account::Me;
 pub use audit_query::{AuditFilter, AuditVerifySummary};
 pub use auth::{CompleteSetup, SetupStatus};
+pub use dashboard::{DASHBOARD_HORIZON_SECS, Dashboard};
 pub use error::AppError;
 pub use keys::KeyQuery;
 pub use page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest};
@@ -55,6 +60,7 @@ pub use users::UserUpdate;
 use crate::audit::{AuditLog, SignatureVerifier};
 use crate::identity::{Caller, Identity, SecondFactorState, SecretText};
 use crate::keys::{KeyService, KeyServiceConfig};
+use crate::notifications::{NoWebhookSender, NotificationConfig, NotificationService};
 use crate::settings::{Settings, SettingsService};
 use crate::sso::SsoService;
 use crate::{Clock, Partitions, StateStore};
@@ -133,6 +139,7 @@ pub struct App {
     inner: Arc<AppInner>,
 }
 
+#[derive(Clone)]
 struct AppInner {
     identity: Identity,
     audit: AuditLog,
@@ -143,6 +150,7 @@ struct AppInner {
     partitions: Partitions,
     sso: SsoService,
     keys: KeyService,
+    notifications: NotificationService,
 }
 
 impl std::fmt::Debug for App {
@@ -174,6 +182,15 @@ impl App {
             parts.audit.clone(),
             KeyServiceConfig::default(),
         );
+        // Webhooks are wired by `App::with_webhooks`; until then deliveries report "unavailable".
+        let notifications = NotificationService::new(
+            parts.store.clone(),
+            parts.clock.clone(),
+            parts.identity.sessions.ctx.ports().crypto.clone(),
+            parts.audit.clone(),
+            Arc::new(NoWebhookSender),
+            NotificationConfig::default(),
+        );
         Self {
             inner: Arc::new(AppInner {
                 identity: parts.identity,
@@ -185,6 +202,7 @@ impl App {
                 partitions: parts.partitions,
                 sso: parts.sso,
                 keys,
+                notifications,
             }),
         }
     }

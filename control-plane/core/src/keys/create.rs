@@ -261,6 +261,7 @@ fn prepare(
             to: state,
             reason: None,
         }],
+        pending: Vec::new(),
     };
     let request = NewHsmKey {
         label: new.label,

@@ -84,12 +84,31 @@ impl KeyService {
     /// Executes the tenant's key work due at `now`. Stops at once (with an error) when the audit
     /// log cannot record; a failing action is reported and tried again by the next run.
     pub async fn run_due(&self, tenant: &TenantId, now: u64) -> Result<DueReport, KeyError> {
-        let candidates = self.with_inventory(tenant, |index| index.due(now)).await?;
+        let (candidates, waiting) = self
+            .with_inventory(tenant, |index| {
+                let waiting: Vec<String> = index
+                    .rows()
+                    .filter(|row| row.pending_requests > 0)
+                    .map(|row| row.label.clone())
+                    .collect();
+                (index.due(now), waiting)
+            })
+            .await?;
         let mut report = DueReport::default();
-        if candidates.is_empty() {
+        if candidates.is_empty() && waiting.is_empty() {
             return Ok(report);
         }
         let hsm = self.inner.partitions.hsm_for(tenant, None).await?;
+        for alias in &waiting {
+            match self.settle_record(&*hsm, tenant, alias).await {
+                Ok(_) => {}
+                Err(error @ KeyError::Audit(_)) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%tenant, label = %alias, %error,
+                        "could not settle approval requests; trying again next run");
+                }
+            }
+        }
         let rid = RequestId::generate();
         for alias in candidates {
             self.run_due_key(&*hsm, tenant, &alias, now, &rid, &mut report)
@@ -220,7 +239,7 @@ impl KeyService {
 }
 
 /// `system:scheduler`.
-fn scheduler_actor() -> String {
+pub(super) fn scheduler_actor() -> String {
     PrincipalId::system(SCHEDULER)
         .map(String::from)
         .unwrap_or_else(|_| format!("{}{SCHEDULER}", PrincipalId::SYSTEM_PREFIX))

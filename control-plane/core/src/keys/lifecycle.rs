@@ -3,11 +3,13 @@
 //! the record (see the module docs of `keys`).
 
 use km_domain::{
-    Action, DestructionSchedule, KeyState, LifecycleEvent, SkaAction, SkaRule, TenantId,
-    TransitionContext, TsbEffect, WaitingPeriod, transition,
+    Action, KeyState, LifecycleEvent, SkaAction, SkaRule, TenantId, Transition, TransitionContext,
+    TsbEffect, WaitingPeriod, transition,
 };
 
-use super::record::{HistoryEntry, KeyRecord, KeyVersion, MAX_REASON_LEN, clean_text};
+use super::record::{
+    HistoryEntry, KeyRecord, KeyVersion, MAX_REASON_LEN, PendingChange, PendingRequest, clean_text,
+};
 use super::summary::reported_spec;
 use super::{KeyDetail, KeyError, KeyService, Target};
 use crate::{Hsm, HsmChange, HsmError, HsmKeyInfo};
@@ -130,6 +132,7 @@ pub(crate) fn adopted(tenant: &TenantId, info: &HsmKeyInfo, now: u64, actor: &st
             to: state,
             reason: None,
         }],
+        pending: Vec::new(),
     }
 }
 
@@ -171,7 +174,10 @@ impl KeyService {
         self.publish(hsm, tenant, &record).await
     }
 
-    /// Decides the step with the domain and applies it to HSM and record.
+    /// Decides the step with the domain and applies it to HSM and record. When the HSM holds
+    /// the block or unblock as an approval request, the version keeps its state and the record
+    /// remembers the request (see `requests`); a version with such a request refuses further
+    /// lifecycle changes until it is settled or cancelled.
     pub(super) async fn apply_step(
         &self,
         hsm: &dyn Hsm,
@@ -184,6 +190,17 @@ impl KeyService {
             .record
             .version(target.version)
             .ok_or(KeyError::NotFound)?;
+        if let Some(pending) = target.record.pending_lifecycle(target.version) {
+            return Err(KeyError::conflict(
+                "approval_pending",
+                format!(
+                    "a {} of {} waits for approvals (request {}); cancel that request or wait until it is settled",
+                    pending.change.name(),
+                    version.label,
+                    pending.request_id
+                ),
+            ));
+        }
         let context = TransitionContext {
             now: step.now,
             destroyable: target.record.attributes.destroyable,
@@ -194,36 +211,60 @@ impl KeyService {
         let label = version.label.clone();
         let from = version.state;
         let mut next = target.record.clone();
-        let mut note = step.reason.clone();
         if decided.tsb == TsbEffect::Unblock {
             apply_to_record(
                 &mut next,
                 target.version,
                 &step,
                 from,
-                decided.to,
-                decided.schedule,
-                note,
+                decided,
+                step.reason.clone(),
             );
             return self
-                .save_then_unblock(hsm, target, next, &label, step.actor)
+                .save_then_unblock(hsm, target, next, &label, &step)
                 .await;
         }
-        if let Some(extra) = restrict(hsm, &label, decided.tsb).await? {
-            note = Some(match note {
-                Some(reason) => format!("{reason}; {extra}"),
-                None => extra,
-            });
+        match restrict(hsm, &label, decided.tsb).await? {
+            Restricted::Applied => {
+                apply_to_record(
+                    &mut next,
+                    target.version,
+                    &step,
+                    from,
+                    decided,
+                    step.reason.clone(),
+                );
+            }
+            Restricted::BlockPending(request_id) => {
+                request(
+                    &mut next,
+                    target.version,
+                    &step,
+                    from,
+                    request_id,
+                    SkaAction::Block,
+                );
+            }
+            Restricted::FreezePending(request_id) => {
+                apply_to_record(
+                    &mut next,
+                    target.version,
+                    &step,
+                    from,
+                    decided,
+                    step.reason.clone(),
+                );
+                next.pending.push(PendingRequest {
+                    request_id,
+                    version: target.version,
+                    change: PendingChange::FreezeUnblock,
+                    governed_by: SkaAction::Modify,
+                    requested_by: step.actor.to_owned(),
+                    requested_at: step.now,
+                    reason: step.reason.clone(),
+                });
+            }
         }
-        apply_to_record(
-            &mut next,
-            target.version,
-            &step,
-            from,
-            decided.to,
-            decided.schedule,
-            note,
-        );
         match self.save(target, next, step.actor).await {
             Ok(saved) => Ok(saved.value),
             Err(error) => {
@@ -235,24 +276,41 @@ impl KeyService {
     }
 
     /// An unblock: the record first (so a failed unblock leaves a blocked key behind a record
-    /// that is reverted), then the HSM.
+    /// that is reverted), then the HSM. An unblock waiting for approvals reverts the record too,
+    /// remembering the request.
     async fn save_then_unblock(
         &self,
         hsm: &dyn Hsm,
         target: &Target,
         next: KeyRecord,
         label: &str,
-        actor: &str,
+        step: &Step<'_>,
     ) -> Result<KeyRecord, KeyError> {
-        let saved = self.save(target, next, actor).await?;
-        match hsm.unblock_key(label).await.and_then(applied) {
-            Ok(()) => Ok(saved.value),
+        let saved = self.save(target, next, step.actor).await?;
+        let back = Target {
+            revision: Some(saved.revision),
+            ..target.clone()
+        };
+        match hsm.unblock_key(label).await {
+            Ok(HsmChange::Applied) => Ok(saved.value),
+            Ok(HsmChange::Pending { request_id }) => {
+                let mut waiting = target.record.clone();
+                let from = target
+                    .record
+                    .version(target.version)
+                    .map_or(KeyState::Destroyed, |v| v.state);
+                request(
+                    &mut waiting,
+                    target.version,
+                    step,
+                    from,
+                    request_id,
+                    SkaAction::Unblock,
+                );
+                Ok(self.save(&back, waiting, step.actor).await?.value)
+            }
             Err(error) => {
-                let back = Target {
-                    revision: Some(saved.revision),
-                    ..target.clone()
-                };
-                if let Err(revert) = self.save(&back, target.record.clone(), actor).await {
+                if let Err(revert) = self.save(&back, target.record.clone(), step.actor).await {
                     tracing::error!(label, %revert,
                         "an unblock failed and the record could not be reverted; the key stays blocked");
                 }
@@ -269,7 +327,7 @@ impl KeyService {
         };
         if let Some(version) = record.value.version(number)
             && version.state == KeyState::Active
-            && let Err(error) = hsm.unblock_key(&version.label).await.and_then(applied)
+            && let Err(error) = hsm.unblock_key(&version.label).await
         {
             tracing::error!(label = %version.label, %error,
                 "could not unblock a key whose concurrent change left it active");
@@ -277,32 +335,37 @@ impl KeyService {
     }
 }
 
-/// Applies a restrictive effect to the HSM. Returns a note for the history when part of it waits
-/// for approvals.
-async fn restrict(
-    hsm: &dyn Hsm,
-    label: &str,
-    effect: TsbEffect,
-) -> Result<Option<String>, KeyError> {
+/// How far a restrictive effect got.
+pub(super) enum Restricted {
+    /// Done in the HSM.
+    Applied,
+    /// The block waits for approvals (request id); nothing changed yet.
+    BlockPending(String),
+    /// Blocked; freezing the unblock rule waits for approvals (request id).
+    FreezePending(String),
+}
+
+/// Applies a restrictive effect to the HSM.
+async fn restrict(hsm: &dyn Hsm, label: &str, effect: TsbEffect) -> Result<Restricted, KeyError> {
     match effect {
-        TsbEffect::None | TsbEffect::Unblock => Ok(None),
-        TsbEffect::Block => {
-            applied(hsm.block_key(label).await?)?;
-            Ok(None)
-        }
-        TsbEffect::BlockIrreversibly => {
-            applied(hsm.block_key(label).await?)?;
-            freeze_unblock(hsm, label).await
-        }
+        TsbEffect::None | TsbEffect::Unblock => Ok(Restricted::Applied),
+        TsbEffect::Block => Ok(match hsm.block_key(label).await? {
+            HsmChange::Applied => Restricted::Applied,
+            HsmChange::Pending { request_id } => Restricted::BlockPending(request_id),
+        }),
+        TsbEffect::BlockIrreversibly => match hsm.block_key(label).await? {
+            HsmChange::Applied => freeze_unblock(hsm, label).await,
+            HsmChange::Pending { request_id } => Ok(Restricted::BlockPending(request_id)),
+        },
         TsbEffect::Delete => match hsm.delete_key(label).await {
-            Ok(()) | Err(HsmError::NotFound(_)) => Ok(None),
+            Ok(()) | Err(HsmError::NotFound(_)) => Ok(Restricted::Applied),
             Err(error) => Err(error.into()),
         },
     }
 }
 
 /// Replaces the key's unblock rule by one that can never be fulfilled.
-async fn freeze_unblock(hsm: &dyn Hsm, label: &str) -> Result<Option<String>, KeyError> {
+pub(super) async fn freeze_unblock(hsm: &dyn Hsm, label: &str) -> Result<Restricted, KeyError> {
     let info = hsm.key_info(label).await?.ok_or(KeyError::NotFound)?;
     let Some(policy) = info.policy else {
         return Err(KeyError::conflict(
@@ -311,29 +374,57 @@ async fn freeze_unblock(hsm: &dyn Hsm, label: &str) -> Result<Option<String>, Ke
         ));
     };
     if policy.is_frozen(SkaAction::Unblock) {
-        return Ok(None);
+        return Ok(Restricted::Applied);
     }
     let frozen = policy.with_rule(SkaAction::Unblock, Some(SkaRule::frozen()));
-    match hsm.modify_policy(label, &frozen).await? {
-        HsmChange::Applied => Ok(None),
-        HsmChange::Pending { request_id } => Ok(Some(format!(
-            "freezing the unblock rule waits for approvals (request {request_id})"
-        ))),
-    }
+    Ok(match hsm.modify_policy(label, &frozen).await? {
+        HsmChange::Applied => Restricted::Applied,
+        HsmChange::Pending { request_id } => Restricted::FreezePending(request_id),
+    })
 }
 
-fn apply_to_record(
+/// Remembers a lifecycle step the HSM holds as an approval request; the state stays.
+fn request(
+    record: &mut KeyRecord,
+    number: u32,
+    step: &Step<'_>,
+    state: KeyState,
+    request_id: String,
+    governed_by: SkaAction,
+) {
+    record.remember(HistoryEntry {
+        at: step.now,
+        actor: step.actor.to_owned(),
+        version: number,
+        event: format!("{}-requested", step.event.as_str()),
+        from: None,
+        to: state,
+        reason: Some(format!("waits for approvals (request {request_id})")),
+    });
+    record.pending.push(PendingRequest {
+        request_id,
+        version: number,
+        change: PendingChange::Lifecycle { event: step.event },
+        governed_by,
+        requested_by: step.actor.to_owned(),
+        requested_at: step.now,
+        reason: step.reason.clone(),
+    });
+}
+
+/// Moves version `number` to the decided state and remembers the step.
+pub(super) fn apply_to_record(
     record: &mut KeyRecord,
     number: u32,
     step: &Step<'_>,
     from: KeyState,
-    to: KeyState,
-    schedule: Option<DestructionSchedule>,
+    decided: Transition,
     reason: Option<String>,
 ) {
+    let to = decided.to;
     if let Some(version) = record.version_mut(number) {
         version.state = to;
-        version.schedule = schedule;
+        version.schedule = decided.schedule;
         if to == KeyState::Destroyed {
             version.destroyed_at = Some(step.now);
         }
@@ -347,13 +438,4 @@ fn apply_to_record(
         to,
         reason,
     });
-}
-
-fn applied(change: HsmChange) -> Result<(), HsmError> {
-    match change {
-        HsmChange::Applied => Ok(()),
-        HsmChange::Pending { request_id } => Err(HsmError::Refused(format!(
-            "the key's rule asks for approvals (request {request_id})"
-        ))),
-    }
 }

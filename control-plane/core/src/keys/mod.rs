@@ -19,6 +19,7 @@
 //!
 //! [`TsbEffect`]: km_domain::TsbEffect
 
+mod attestation;
 mod create;
 mod due;
 mod export;
@@ -27,6 +28,7 @@ mod inventory;
 mod lifecycle;
 mod overview;
 mod record;
+mod requests;
 mod settings;
 mod summary;
 
@@ -35,8 +37,9 @@ mod tests;
 
 use std::sync::Arc;
 
-use km_domain::{IllegalTransition, KeySpecError, KeyState, SkaPolicyError, TenantId};
+use km_domain::{IllegalTransition, KeySpecError, KeyState, SkaPolicy, SkaPolicyError, TenantId};
 
+pub use attestation::KeyAttestation;
 pub use create::NewKey;
 pub use due::{DueFailure, DueOutcome, DueReport, SCHEDULER};
 pub use export::{Jwk, PublicKeyExport, PublicKeyFormat, PublicKeyMaterial};
@@ -45,8 +48,11 @@ pub use lifecycle::{KeyEvent, StateChange};
 pub use overview::{InventoryOverview, UpcomingEvent, UpcomingKind};
 pub use record::{
     DEFAULT_ROTATION_GRACE_SECS, HistoryEntry, KEY_RECORD_KIND, KeyRecord, KeyVersion,
-    MAX_DESCRIPTION_LEN, MAX_LABEL_LEN, MAX_OWNER_LEN, MAX_REASON_LEN, MAX_TAGS, RotationPolicy,
-    StoredSpec, record_id, split_version_label, version_label,
+    MAX_DESCRIPTION_LEN, MAX_LABEL_LEN, MAX_OWNER_LEN, MAX_REASON_LEN, MAX_TAGS, PendingChange,
+    PendingRequest, RotationPolicy, StoredSpec, record_id, split_version_label, version_label,
+};
+pub use requests::{
+    ApproverDecision, ApproverProgress, PolicyUpdate, RequestProgress, approver_fingerprint,
 };
 pub use settings::{TENANT_SETTINGS_KIND, TenantKeySettings};
 pub use summary::{DueKind, DueWork, KeySummary, pending_work};
@@ -171,6 +177,10 @@ pub struct KeyDetail {
     pub created_by: Option<String>,
     /// Whether it was adopted from the HSM rather than created by keymanager.
     pub adopted: bool,
+    /// Its SKA policy as the HSM reports it (`None` for a plain key, or once destroyed).
+    pub policy: Option<SkaPolicy>,
+    /// SKA-governed changes waiting for approvals (see [`KeyService::requests`] for progress).
+    pub pending: Vec<PendingRequest>,
 }
 
 impl KeyDetail {
@@ -182,6 +192,8 @@ impl KeyDetail {
             rotation: record.rotation,
             created_by: Some(record.created_by.clone()),
             adopted: record.adopted,
+            policy: current.and_then(|info| info.policy.clone()),
+            pending: record.pending.clone(),
         }
     }
 
@@ -193,6 +205,8 @@ impl KeyDetail {
             rotation: None,
             created_by: None,
             adopted: false,
+            policy: info.policy.clone(),
+            pending: Vec::new(),
         }
     }
 }
@@ -305,8 +319,15 @@ impl KeyService {
     ) -> Result<KeyDetail, KeyError> {
         match self.locate(tenant, label, None).await? {
             Located::Managed { record, .. } => {
-                let current = self.current_info(hsm, &record.value).await?;
-                Ok(KeyDetail::of(&record.value, current.as_ref()))
+                let record = if record.value.pending.is_empty() {
+                    record.value
+                } else {
+                    self.settle_record(hsm, tenant, label)
+                        .await?
+                        .ok_or(KeyError::NotFound)?
+                };
+                let current = self.current_info(hsm, &record).await?;
+                Ok(KeyDetail::of(&record, current.as_ref()))
             }
             Located::Unmanaged => {
                 let info = hsm.key_info(label).await?.ok_or(KeyError::NotFound)?;

@@ -10,7 +10,8 @@
 use std::fmt::Write as _;
 
 use km_domain::{
-    Algorithm, DestructionSchedule, KeyAttributes, KeySpec, KeySpecError, KeyState, TenantId,
+    Algorithm, DestructionSchedule, KeyAttributes, KeySpec, KeySpecError, KeyState, LifecycleEvent,
+    SkaAction, SkaPolicy, TenantId,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -199,6 +200,59 @@ pub struct KeyRecord {
     /// The last [`MAX_HISTORY`] changes, oldest first.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// SKA-governed changes waiting for approvals in the HSM, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingRequest>,
+}
+
+/// A change of one version that the HSM holds as an approval request (its SKA rule asks for
+/// approvals). Nothing changes — in the HSM or the record — until the request executes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    /// The HSM's request id.
+    pub request_id: String,
+    /// The version it concerns.
+    pub version: u32,
+    /// What executes when approved.
+    pub change: PendingChange,
+    /// The SKA rule that governs the request (whose approvers are asked).
+    pub governed_by: SkaAction,
+    /// Who asked (a principal id, or `system:scheduler`).
+    pub requested_by: String,
+    /// When (Unix seconds).
+    pub requested_at: u64,
+    /// Why, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a [`PendingRequest`] does once it executes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PendingChange {
+    /// A lifecycle event whose block or unblock waits; the version moves when it executes.
+    Lifecycle {
+        /// The domain event (re-decided against the version's state on execution).
+        event: LifecycleEvent,
+    },
+    /// A new SKA policy.
+    Policy {
+        /// The policy asked for.
+        policy: SkaPolicy,
+    },
+    /// Freezing the unblock rule of a compromised key.
+    FreezeUnblock,
+}
+
+impl PendingChange {
+    /// A short name for lists and history (`suspend`, `policy`, `freeze_unblock`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PendingChange::Lifecycle { event } => event.as_str(),
+            PendingChange::Policy { .. } => "policy",
+            PendingChange::FreezeUnblock => "freeze_unblock",
+        }
+    }
 }
 
 impl KeyRecord {
@@ -234,6 +288,13 @@ impl KeyRecord {
         let current = self.current()?;
         (current.state == KeyState::Active)
             .then(|| current.created_at.saturating_add(rotation.interval_secs))
+    }
+
+    /// The lifecycle request waiting for approvals on version `number`, if any.
+    pub fn pending_lifecycle(&self, number: u32) -> Option<&PendingRequest> {
+        self.pending
+            .iter()
+            .find(|p| p.version == number && matches!(p.change, PendingChange::Lifecycle { .. }))
     }
 
     /// Appends a history entry, keeping the last [`MAX_HISTORY`].

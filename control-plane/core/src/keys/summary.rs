@@ -49,6 +49,8 @@ pub struct KeySummary {
     pub destruction_at: Option<u64>,
     /// The earliest time the scheduler has something to do for this key.
     pub next_due_at: Option<u64>,
+    /// SKA-governed changes of this key waiting for approvals.
+    pub pending_requests: u32,
 }
 
 impl KeySummary {
@@ -78,6 +80,7 @@ impl KeySummary {
             next_rotation_at: None,
             destruction_at: None,
             next_due_at: None,
+            pending_requests: 0,
         }
     }
 
@@ -106,6 +109,7 @@ impl KeySummary {
             next_rotation_at: record.next_rotation_at(),
             destruction_at: version.and_then(|v| v.schedule).map(|s| s.at),
             next_due_at: pending_work(record).iter().map(|work| work.at).min(),
+            pending_requests: u32::try_from(record.pending.len()).unwrap_or(u32::MAX),
         }
     }
 }
@@ -163,7 +167,14 @@ pub struct DueWork {
 
 /// Everything the scheduler will have to do for `record`, due or not, in the order it does it:
 /// destructions, activations, expiries, then rotation (not of an expired key), then old versions.
+/// A version with a lifecycle change waiting for approvals has nothing due until it is settled.
 pub fn pending_work(record: &KeyRecord) -> Vec<DueWork> {
+    let mut work = scheduled_work(record);
+    work.retain(|w| record.pending_lifecycle(w.version).is_none());
+    work
+}
+
+fn scheduled_work(record: &KeyRecord) -> Vec<DueWork> {
     let mut work = Vec::new();
     let usable = |state: KeyState| matches!(state, KeyState::Active | KeyState::Suspended);
     for v in &record.versions {

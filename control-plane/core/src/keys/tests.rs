@@ -47,6 +47,7 @@ fn row(
         next_rotation_at: None,
         destruction_at: None,
         next_due_at: expires,
+        pending_requests: 0,
     }
 }
 
@@ -285,6 +286,7 @@ fn record(versions: Vec<KeyVersion>) -> KeyRecord {
         created_by: "alice".into(),
         adopted: false,
         history: Vec::new(),
+        pending: Vec::new(),
     }
 }
 

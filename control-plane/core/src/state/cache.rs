@@ -6,6 +6,13 @@
 //! It holds exactly what the HSM holds — sealed bodies stay sealed and are never kept decoded, so
 //! no plaintext secret sits in it. Own writes replace their entry with the read-back bytes; other replicas' writes become
 //! visible when the entry expires, which bounds how long replicas can disagree.
+//!
+//! **Refresh-ahead**: a hit on an entry past half its TTL lets the caller claim one background
+//! re-read ([`ReadCache::claim_refresh`]), so hot records (sessions, users, key records) are
+//! renewed off the request path instead of costing some request an HSM round trip when they
+//! expire. A refreshed read replaces the entry only if nothing replaced it meanwhile (an own
+//! write's read-back is never overwritten by an older read), and entries are never served past
+//! their TTL, so the bound on staleness is unchanged.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -22,6 +29,10 @@ struct Entry {
     fetched_at: Timestamp,
     value: Option<Arc<[u8]>>,
     decoded: Option<Decoded>,
+    /// Which put made it (a refresh only replaces the entry it was claimed on).
+    generation: u64,
+    /// A background refresh of it is running.
+    refreshing: bool,
 }
 
 /// A record decoded from an entry's bytes, with the type it was decoded as.
@@ -44,6 +55,7 @@ pub(crate) type CachedWithDecoded<T> = Option<(Option<Arc<[u8]>>, Option<Arc<T>>
 pub(crate) struct ReadCache {
     ttl: u64,
     entries: Mutex<HashMap<DataObjectName, Entry>>,
+    generations: std::sync::atomic::AtomicU64,
 }
 
 /// A cache answer: `Some(None)` = known absent, `None` = ask the HSM.
@@ -54,6 +66,7 @@ impl ReadCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            generations: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -80,20 +93,74 @@ impl ReadCache {
             return;
         }
         let mut entries = self.lock();
+        self.insert(&mut entries, name, value, now);
+    }
+
+    fn insert(
+        &self,
+        entries: &mut HashMap<DataObjectName, Entry>,
+        name: &DataObjectName,
+        value: Option<&[u8]>,
+        now: Timestamp,
+    ) {
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(name) {
             entries.retain(|_, entry| now >= entry.fetched_at && now - entry.fetched_at < self.ttl);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         entries.insert(
             name.clone(),
             Entry {
                 fetched_at: now,
                 value: value.map(Arc::from),
                 decoded: None,
+                generation,
+                refreshing: false,
             },
         );
+    }
+
+    /// When a fresh entry is past half its TTL and nobody refreshes it yet: marks it as being
+    /// refreshed and returns its generation, for [`ReadCache::put_refreshed`]. TTLs under two
+    /// seconds are not refreshed ahead.
+    pub(crate) fn claim_refresh(&self, name: &DataObjectName, now: Timestamp) -> Option<u64> {
+        if self.ttl < 2 {
+            return None;
+        }
+        let mut entries = self.lock();
+        let entry = entries.get_mut(name)?;
+        let due = self.fresh(entry, now) && now - entry.fetched_at >= self.ttl / 2;
+        if !due || entry.refreshing {
+            return None;
+        }
+        entry.refreshing = true;
+        Some(entry.generation)
+    }
+
+    /// The outcome of a claimed refresh: the re-read value replaces the entry only if it is still
+    /// the one the refresh was claimed on (`None` = the read failed: the entry just ages out).
+    pub(crate) fn put_refreshed(
+        &self,
+        name: &DataObjectName,
+        generation: u64,
+        value: Option<Option<&[u8]>>,
+        now: Timestamp,
+    ) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        if entry.generation != generation {
+            return;
+        }
+        match value {
+            Some(value) => self.insert(&mut entries, name, value, now),
+            None => entry.refreshing = false,
+        }
     }
 
     /// Like [`ReadCache::get`], plus the record already decoded from those bytes as `T`.
@@ -171,6 +238,37 @@ mod tests {
             "expired at fetched_at + ttl"
         );
         assert_eq!(cache.get(&name("a"), 99), None, "clock moved backwards");
+    }
+
+    #[test]
+    fn entries_past_half_their_ttl_are_refreshed_once_and_never_over_a_newer_write() {
+        let cache = ReadCache::new(4);
+        cache.put(&name("a"), Some(b"1"), 100);
+        assert_eq!(cache.claim_refresh(&name("a"), 101), None, "young");
+        let claimed = cache.claim_refresh(&name("a"), 102).unwrap();
+        assert_eq!(cache.claim_refresh(&name("a"), 102), None, "one at a time");
+        cache.put_refreshed(&name("a"), claimed, Some(Some(b"2")), 103);
+        assert_eq!(
+            cache.get(&name("a"), 106).unwrap().as_deref(),
+            Some(&b"2"[..]),
+            "renewed: fresh until 103 + ttl"
+        );
+
+        // An own write lands while a refresh is in flight: the older read is dropped.
+        let claimed = cache.claim_refresh(&name("a"), 105).unwrap();
+        cache.put(&name("a"), Some(b"3"), 105);
+        cache.put_refreshed(&name("a"), claimed, Some(Some(b"stale")), 105);
+        assert_eq!(
+            cache.get(&name("a"), 105).unwrap().as_deref(),
+            Some(&b"3"[..])
+        );
+
+        // A failed refresh lets another one be claimed; expired entries are not claimed.
+        let claimed = cache.claim_refresh(&name("a"), 107).unwrap();
+        cache.put_refreshed(&name("a"), claimed, None, 107);
+        assert!(cache.claim_refresh(&name("a"), 108).is_some());
+        assert_eq!(cache.claim_refresh(&name("a"), 109), None, "expired");
+        assert_eq!(ReadCache::new(1).claim_refresh(&name("a"), 100), None);
     }
 
     #[test]

@@ -275,6 +275,32 @@ impl StateStore {
         self.inner.ensure_seal_key().await
     }
 
+    /// Re-reads a cached object in the background when its entry is past half its TTL (see the
+    /// cache's refresh-ahead), so no request waits for the HSM when a hot entry would expire.
+    fn refresh_ahead(&self, name: &DataObjectName) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(generation) = self.inner.cache.claim_refresh(name, self.inner.clock.now()) else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let name = name.clone();
+        runtime.spawn(async move {
+            let read = inner.hsm.read_data_object(&name).await;
+            let value = match &read {
+                Ok(raw) => Some(raw.as_deref()),
+                Err(error) => {
+                    tracing::debug!(%name, %error, "a cache refresh-ahead failed; the entry ages out");
+                    None
+                }
+            };
+            inner
+                .cache
+                .put_refreshed(&name, generation, value, inner.clock.now());
+        });
+    }
+
     /// Forgets every cached read (e.g. after restoring a backup under a running replica).
     pub fn invalidate_cache(&self) {
         self.inner.cache.clear();
@@ -290,7 +316,10 @@ impl StateStore {
             RecordKey::new(kind, id).map_err(|reason| StoreError::invalid(kind, id, reason))?;
         let name = key.object_name();
         let raw = match self.inner.cache.get(&name, self.inner.clock.now()) {
-            Some(cached) => cached.map(|bytes| bytes.to_vec()),
+            Some(cached) => {
+                self.refresh_ahead(&name);
+                cached.map(|bytes| bytes.to_vec())
+            }
             None => self.inner.read_fresh(&name).await?,
         };
         match raw {
@@ -335,7 +364,10 @@ impl StateStore {
         let now = self.inner.clock.now();
         let cache = &self.inner.cache;
         let (raw, cached) = match cache.get_with_decoded::<Versioned<T>>(&name, now) {
-            Some((_, Some(hit))) => return Ok(Some(hit)),
+            Some((_, Some(hit))) => {
+                self.refresh_ahead(&name);
+                return Ok(Some(hit));
+            }
             Some((raw, None)) => (raw, true),
             None => {
                 let fresh = self.inner.read_fresh(&name).await?;

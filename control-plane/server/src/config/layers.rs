@@ -62,13 +62,14 @@ pub fn read(path: &Path, env: &[(String, String)]) -> Result<Layers, ConfigError
 }
 
 /// The sections a variable can address (the top-level tables of the schema).
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "server",
     "management",
     "identity",
     "audit",
     "state",
     "partitions",
+    "notifications",
 ];
 
 /// `KM_MANAGEMENT__API_KEYS__SERVICE` → `Some(["management", "api_keys", "service"])`.

@@ -24,7 +24,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use km_core::{AuditConfig, IdentityConfig, SecondFactorPolicy, StateStoreConfig};
+use km_core::{
+    AuditConfig, IdentityConfig, NotificationConfig, SecondFactorPolicy, StateStoreConfig,
+};
 use km_tsb::ApiKeys;
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
@@ -32,8 +34,8 @@ use zeroize::Zeroizing;
 
 pub use layers::ENV_PREFIX;
 use raw::{
-    RawApiKeys, RawAudit, RawAuditStream, RawConfig, RawIdentity, RawManagement, RawPartitions,
-    RawSecondFactor, RawSecret, RawSecretList, RawServer, RawState, RawVault,
+    RawApiKeys, RawAudit, RawAuditStream, RawConfig, RawIdentity, RawManagement, RawNotifications,
+    RawPartitions, RawSecondFactor, RawSecret, RawSecretList, RawServer, RawState, RawVault,
 };
 
 /// Lowest bcrypt cost `serve` accepts: below it a stolen hash is cheap to attack.
@@ -115,6 +117,8 @@ pub struct Config {
     pub audit: AuditSettings,
     /// `[state]`
     pub state: StateSettings,
+    /// `[notifications]`
+    pub notifications: NotificationsSettings,
     /// `[partitions] default_vault`: the vault new partitions use (`hsm` when unset).
     pub default_vault: Option<String>,
     /// `[vaults.<id>]`: credential vaults besides the built-in `hsm`, by id.
@@ -261,6 +265,13 @@ pub struct StateSettings {
     pub replica: String,
 }
 
+/// `[notifications]`: expiry-notification webhooks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotificationsSettings {
+    /// Accept `http://` webhook URLs to loopback hosts (development only; https otherwise).
+    pub allow_insecure_webhooks: bool,
+}
+
 impl Config {
     /// Loads `path` overlaid with the `KM_*` variables among `env` (pass
     /// `std::env::vars().collect()`), reads every `*_file`, and checks everything.
@@ -295,6 +306,7 @@ impl Config {
             identity: identity(raw.identity.unwrap_or_default())?,
             audit: audit(raw.audit.unwrap_or_default())?,
             state: state(raw.state.unwrap_or_default(), replica_default)?,
+            notifications: notifications(raw.notifications.unwrap_or_default()),
             default_vault: None,
             vaults: Vec::new(),
             from_env: BTreeMap::new(),
@@ -380,6 +392,13 @@ impl Config {
             issuer: self.identity.totp_issuer.clone(),
             second_factor: self.identity.second_factor,
             ..IdentityConfig::default()
+        }
+    }
+
+    /// Webhook rules for km-core's notification service.
+    pub fn notification_config(&self) -> NotificationConfig {
+        NotificationConfig {
+            allow_insecure_webhooks: self.notifications.allow_insecure_webhooks,
         }
     }
 
@@ -482,6 +501,10 @@ impl Config {
             self.state.cache_ttl_secs.to_string(),
         );
         line("state.replica", quoted(&self.state.replica));
+        line(
+            "notifications.allow_insecure_webhooks",
+            self.notifications.allow_insecure_webhooks.to_string(),
+        );
         line(
             "partitions.default_vault",
             quoted(
@@ -839,6 +862,18 @@ fn state(raw: RawState, replica_default: Option<String>) -> Result<StateSettings
         cache_ttl_secs,
         replica,
     })
+}
+
+fn notifications(raw: RawNotifications) -> NotificationsSettings {
+    let allow_insecure_webhooks = raw.allow_insecure_webhooks.unwrap_or(false);
+    if allow_insecure_webhooks {
+        tracing::warn!(
+            "notifications.allow_insecure_webhooks is on: tenants may send expiry notices over              plain http:// to loopback hosts (meant for development)"
+        );
+    }
+    NotificationsSettings {
+        allow_insecure_webhooks,
+    }
 }
 
 fn both_set(key: &str) -> ConfigError {

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub audit: Option<RawAudit>,
     pub state: Option<RawState>,
     pub partitions: Option<RawPartitions>,
+    pub notifications: Option<RawNotifications>,
     /// `[vaults.<id>]`: credential vaults besides the built-in `hsm` (file only).
     pub vaults: Option<std::collections::BTreeMap<String, RawVault>>,
 }
@@ -28,6 +29,13 @@ pub struct RawConfig {
 pub struct RawPartitions {
     /// Vault for new partitions' credentials (`hsm` when unset).
     pub default_vault: Option<String>,
+}
+
+/// `[notifications]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    pub allow_insecure_webhooks: Option<bool>,
 }
 
 /// `[vaults.<id>]`: `backend = "azure"` or `"gcp"` plus that backend's settings.

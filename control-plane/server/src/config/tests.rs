@@ -385,3 +385,68 @@ fn vault_mistakes_are_refused_naming_the_setting() {
     let backend = format!("{MINIMAL}[vaults.x]\nbackend = \"vault\"\n");
     assert!(load(&backend, &[]).is_err());
 }
+
+#[test]
+fn insecure_webhooks_are_off_unless_the_file_or_the_environment_allows_them() {
+    let config = load(MINIMAL, &[]).unwrap();
+    assert!(!config.notifications.allow_insecure_webhooks);
+    assert!(!config.notification_config().allow_insecure_webhooks);
+    assert!(
+        config
+            .summary()
+            .contains("notifications.allow_insecure_webhooks = false"),
+        "{}",
+        config.summary()
+    );
+
+    let file = format!("{MINIMAL}[notifications]\nallow_insecure_webhooks = true\n");
+    assert!(
+        load(&file, &[])
+            .unwrap()
+            .notification_config()
+            .allow_insecure_webhooks
+    );
+
+    let config = load(
+        MINIMAL,
+        &[("KM_NOTIFICATIONS__ALLOW_INSECURE_WEBHOOKS", "true")],
+    )
+    .unwrap();
+    assert!(config.notifications.allow_insecure_webhooks);
+    assert!(
+        config
+            .summary()
+            .contains("(from KM_NOTIFICATIONS__ALLOW_INSECURE_WEBHOOKS)"),
+        "{}",
+        config.summary()
+    );
+
+    let error = load(
+        MINIMAL,
+        &[("KM_NOTIFICATIONS__ALLOW_INSECURE_WEBHOOKS", "sometimes")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("KM_NOTIFICATIONS__ALLOW_INSECURE_WEBHOOKS"),
+        "{error}"
+    );
+    let error = load(
+        &format!("{MINIMAL}[notifications]\nallow_http = true\n"),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("allow_http"), "{error}");
+    // A single underscore after the section is a typo, not another tool's variable.
+    let error = load(
+        MINIMAL,
+        &[("KM_NOTIFICATIONS_ALLOW_INSECURE_WEBHOOKS", "true")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("KM_NOTIFICATIONS__ALLOW_INSECURE_WEBHOOKS"),
+        "{error}"
+    );
+}

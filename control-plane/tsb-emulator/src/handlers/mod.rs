@@ -2,6 +2,7 @@
 //! and attribute checks, SKA rule resolution, key descriptors).
 
 pub(crate) mod approvers;
+pub(crate) mod attestation;
 pub(crate) mod certs;
 pub(crate) mod data;
 pub(crate) mod keys;
@@ -57,9 +58,9 @@ pub(crate) async fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, TsbError> {
             keys::attributes_deprecated(ctx, &wire::percent_decode(name)?).await
         }
         ("DELETE", ["key", name]) => keys::delete(ctx, &wire::percent_decode(name)?, None).await,
+        ("POST", ["key", "keyAttestation"]) => return attestation::key_attestation(ctx).await,
         ("POST", ["key", "address"])
         | ("GET", ["key", _, "address"])
-        | ("POST", ["key", "keyAttestation"])
         | ("POST", ["importedKey"])
         | ("POST", ["derivedKey"])
         | ("POST", ["fileEncrypt"])
@@ -408,10 +409,14 @@ fn xml_escape(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-/// The key descriptor of create/attributes (top-level `xml`, `xmlSignature`, `attestationKeyName`
-/// always present, details under `json`).
-pub(crate) fn descriptor(shared: &Shared, key: &KeyRecord) -> Value {
-    let now = shared.clock.now();
+/// The name of the key that signs attestations (`attestationKeyName`, reference §11 default).
+pub(crate) const ATTESTATION_KEY_NAME: &str = "attestation-key";
+/// How the attestation key signs: ECDSA P-256 over SHA-256, DER signature.
+pub(crate) const ATTESTATION_SIGNATURE_ALGORITHM: &str = "SHA256_WITH_ECDSA";
+
+/// The attestation XML of `key` as of `now`: what the key descriptor's `xml` and the
+/// `<label>.xml` of the key attestation zip carry.
+pub(crate) fn attestation_xml(key: &KeyRecord, now: time::OffsetDateTime) -> String {
     let create_time = time::OffsetDateTime::from_unix_timestamp(key.create_time).unwrap_or(now);
     let public_key = key.material.public_key_der().map(|d| wire::b64_encode(&d));
     let attributes = serde_json::to_value(&key.attributes).unwrap_or(Value::Null);
@@ -448,15 +453,33 @@ pub(crate) fn descriptor(shared: &Shared, key: &KeyRecord) -> Value {
         key.policy.is_some(),
         key.blocked()
     ));
-    let xml_signature = shared
-        .attestation
-        .sign("SHA256_WITH_ECDSA", xml.as_bytes(), SignatureType::Der)
+    xml
+}
+
+/// The attestation key's DER signature of an attestation XML.
+pub(crate) fn sign_attestation(shared: &Shared, xml: &str) -> Result<Vec<u8>, TsbError> {
+    Ok(shared.attestation.sign(
+        ATTESTATION_SIGNATURE_ALGORITHM,
+        xml.as_bytes(),
+        SignatureType::Der,
+    )?)
+}
+
+/// The key descriptor of create/attributes (top-level `xml`, `xmlSignature`, `attestationKeyName`
+/// always present, details under `json`).
+pub(crate) fn descriptor(shared: &Shared, key: &KeyRecord) -> Value {
+    let now = shared.clock.now();
+    let create_time = time::OffsetDateTime::from_unix_timestamp(key.create_time).unwrap_or(now);
+    let public_key = key.material.public_key_der().map(|d| wire::b64_encode(&d));
+    let attributes = serde_json::to_value(&key.attributes).unwrap_or(Value::Null);
+    let xml = attestation_xml(key, now);
+    let xml_signature = sign_attestation(shared, &xml)
         .map(|s| wire::b64_encode(&s))
         .unwrap_or_default();
     json!({
         "xml": xml,
         "xmlSignature": xml_signature,
-        "attestationKeyName": "attestation-key",
+        "attestationKeyName": ATTESTATION_KEY_NAME,
         "json": {
             "label": key.label,
             "id": key.id,

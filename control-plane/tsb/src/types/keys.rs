@@ -133,7 +133,7 @@ impl CreateKeyRequest {
 }
 
 /// `{label, password}` body of `POST /v1/key/attributes`, `/v1/key/export/plain`,
-/// `/v1/key/deleteKey`.
+/// `/v1/key/deleteKey`, `/v1/key/keyAttestation`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyLabelRequest {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::fmt;
 use crate::http::{self, PARTITION_COOKIE};
 use crate::pages::audit::EventRow;
+use crate::pages::dashboard::{ExpiryAlert, expiry_alert};
 use crate::pages::{errors, form_ok};
 use crate::viewer::{self, Console, Layout, Need, PageMeta};
 
@@ -32,6 +33,8 @@ struct HomePage {
     session_left: String,
     checklist: Vec<ChecklistItem>,
     recent: Option<Vec<EventRow>>,
+    /// Keys of the current partition expiring or destroyed soon (partials/expiry_alert.html).
+    expiry_alert: Option<ExpiryAlert>,
 }
 
 #[handler]
@@ -118,6 +121,8 @@ pub(crate) async fn show_home(req: &Request, console: Data<&Arc<Console>>) -> Re
         _ => None,
     };
 
+    let expiry_alert = expiry_alert(&console, &viewer, &rid).await;
+
     let subtitle = match &viewer.current {
         Some(partition) => format!(
             "Welcome back. You are working in {}.",
@@ -137,6 +142,7 @@ pub(crate) async fn show_home(req: &Request, console: Data<&Arc<Console>>) -> Re
             session_left,
             checklist,
             recent,
+            expiry_alert,
         },
     )
 }

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use askama::Template;
 use km_core::keys::{
-    DEFAULT_ROTATION_GRACE_SECS, HistoryEntry, KeyEvent, KeyVersion, PublicKeyMaterial,
-    RotationPolicy, StoredSpec,
+    DEFAULT_ROTATION_GRACE_SECS, HistoryEntry, KeyEvent, KeyVersion, PendingChange, PendingRequest,
+    PublicKeyMaterial, RotationPolicy, StoredSpec,
 };
 use km_core::{
-    AppError, KeyDetail, KeyFilter, KeyQuery, KeySummary, NewKey, PageRequest, PublicKeyFormat,
-    StateChange,
+    AppError, KeyDetail, KeyFilter, KeyQuery, KeySort, KeySummary, NewKey, PageRequest,
+    PublicKeyFormat, StateChange,
 };
 use km_domain::{
     Action, Algorithm, Curve, KeyAttributes, KeySpec, KeyState, LifecycleEvent, SkaPolicy,
@@ -50,7 +50,7 @@ pub(crate) fn encode(text: &str) -> String {
 }
 
 /// The page of one key.
-fn key_href(label: &str) -> String {
+pub(super) fn key_href(label: &str) -> String {
     format!("/keys/{}", encode(label))
 }
 
@@ -70,7 +70,7 @@ fn spec_text(spec: &StoredSpec) -> String {
     clippy::result_large_err,
     reason = "the error is the page to answer, like the async helpers' (built once per request)"
 )]
-fn current_tenant(viewer: &Viewer, req: &Request) -> Result<TenantId, Response> {
+pub(super) fn current_tenant(viewer: &Viewer, req: &Request) -> Result<TenantId, Response> {
     viewer
         .tenant()
         .cloned()
@@ -78,14 +78,14 @@ fn current_tenant(viewer: &Viewer, req: &Request) -> Result<TenantId, Response> 
 }
 
 /// A refusal the person can act on (shown next to the form or the actions): the App's message.
-fn explainable(error: &AppError) -> bool {
+pub(super) fn explainable(error: &AppError) -> bool {
     matches!(
         error,
         AppError::InvalidInput { .. } | AppError::Conflict { .. }
     )
 }
 
-fn explained_status(error: &AppError) -> StatusCode {
+pub(super) fn explained_status(error: &AppError) -> StatusCode {
     match error {
         AppError::Conflict { .. } => StatusCode::CONFLICT,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -125,7 +125,25 @@ pub(crate) struct ListFilters {
     algorithm: String,
     state: String,
     tag: String,
+    /// `30` = keys whose crypto-period ends within 30 days (or already ended).
+    expiring: String,
+    /// `label` (default), `created` or `expiry`.
+    sort: String,
 }
+
+/// The list's sort orders, as the GET form offers them.
+const SORTS: [(&str, &str); 3] = [
+    ("label", "Label"),
+    ("created", "Created, oldest first"),
+    ("expiry", "Expiry, soonest first"),
+];
+
+/// The "expiring within" choices, in days.
+const EXPIRING_WITHIN: [(&str, &str); 3] = [
+    ("7", "Expiring within 7 days"),
+    ("30", "Expiring within 30 days"),
+    ("90", "Expiring within 90 days"),
+];
 
 impl ListFilters {
     fn from_query(req: &Request) -> Self {
@@ -139,10 +157,21 @@ impl ListFilters {
             algorithm: get("algorithm"),
             state: get("state"),
             tag: get("tag"),
+            expiring: get("expiring"),
+            sort: get("sort"),
         }
     }
 
-    fn to_filter(&self) -> KeyFilter {
+    /// The sort asked for (unknown names sort by label).
+    fn sort(&self) -> KeySort {
+        match self.sort.as_str() {
+            "created" => KeySort::Created,
+            "expiry" => KeySort::Expiry,
+            _ => KeySort::Label,
+        }
+    }
+
+    fn to_filter(&self, now: u64) -> KeyFilter {
         let some = |text: &str| Some(text.to_owned()).filter(|text| !text.is_empty());
         KeyFilter {
             prefix: some(&self.prefix),
@@ -151,14 +180,24 @@ impl ListFilters {
             state: KeyState::ALL
                 .into_iter()
                 .find(|state| state.as_str() == self.state),
-            expiring_before: None,
+            expiring_before: EXPIRING_WITHIN
+                .iter()
+                .find(|(days, _)| *days == self.expiring)
+                .and_then(|(days, _)| days.parse::<u64>().ok())
+                .map(|days| now.saturating_add(days * 24 * 60 * 60)),
         }
     }
 
     fn is_empty(&self) -> bool {
-        [&self.prefix, &self.algorithm, &self.state, &self.tag]
-            .iter()
-            .all(|value| value.is_empty())
+        [
+            &self.prefix,
+            &self.algorithm,
+            &self.state,
+            &self.tag,
+            &self.expiring,
+        ]
+        .iter()
+        .all(|value| value.is_empty())
     }
 
     /// The list's URL with these filters and `cursor`.
@@ -168,6 +207,8 @@ impl ListFilters {
             ("algorithm", self.algorithm.as_str()),
             ("state", self.state.as_str()),
             ("tag", self.tag.as_str()),
+            ("expiring", self.expiring.as_str()),
+            ("sort", self.sort.as_str()),
             ("cursor", cursor),
         ];
         let query: Vec<String> = pairs
@@ -187,9 +228,12 @@ struct KeysPage {
     filters: ListFilters,
     algorithms: Vec<&'static str>,
     states: [KeyState; 7],
+    sorts: &'static [(&'static str, &'static str)],
+    expiring_within: &'static [(&'static str, &'static str)],
     next_href: Option<String>,
     first_href: Option<String>,
     can_create: bool,
+    expiry_alert: Option<super::dashboard::ExpiryAlert>,
 }
 
 /// `GET /keys`: one page of the current partition's keys.
@@ -206,12 +250,12 @@ pub(crate) async fn show_keys(req: &Request, console: Data<&Arc<Console>>) -> Re
     let filters = ListFilters::from_query(req);
     let cursor = viewer::query_param(req, "cursor").filter(|cursor| !cursor.is_empty());
     let query = KeyQuery {
-        filter: filters.to_filter(),
+        filter: filters.to_filter(console.app.clock().now()),
+        sort: filters.sort(),
         page: PageRequest {
             cursor: cursor.clone(),
             limit: Some(PAGE_SIZE),
         },
-        ..KeyQuery::default()
     };
     let page = match console
         .app
@@ -241,7 +285,11 @@ pub(crate) async fn show_keys(req: &Request, console: Data<&Arc<Console>>) -> Re
             filters,
             algorithms,
             states: KeyState::ALL,
+            sorts: &SORTS,
+            expiring_within: &EXPIRING_WITHIN,
             can_create: viewer.may(Action::CreateKey, Some(&tenant)),
+            expiry_alert: super::dashboard::expiry_alert(&console, &viewer, &http::request_id(req))
+                .await,
         },
     )
 }
@@ -561,7 +609,7 @@ impl KeyForm {
 }
 
 /// A `datetime-local` value (`2026-05-01T12:30`, read as UTC) as unix seconds.
-fn parse_when(what: &str, text: &str) -> Result<Option<u64>, String> {
+pub(super) fn parse_when(what: &str, text: &str) -> Result<Option<u64>, String> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
@@ -941,6 +989,30 @@ struct KeyPage {
     actions: Vec<ActionView>,
     can_rotate: bool,
     public_key: bool,
+    can_edit: bool,
+    attestation: bool,
+    pending: Vec<PendingView>,
+}
+
+/// A change of the key waiting for approvals in the HSM, as the detail page lists it.
+struct PendingView {
+    change: String,
+    version: u32,
+    requested_by: String,
+    requested_at: String,
+    request_id: String,
+}
+
+impl PendingView {
+    fn of(pending: &PendingRequest) -> Self {
+        Self {
+            change: pending.change.name().replace(['-', '_'], " "),
+            version: pending.version,
+            requested_by: pending.requested_by.clone(),
+            requested_at: fmt::datetime(pending.requested_at),
+            request_id: pending.request_id.clone(),
+        }
+    }
 }
 
 /// Whether the key has a public half keymanager can export (asymmetric, not destroyed).
@@ -993,8 +1065,15 @@ async fn key_page(
         fmt::datetime(ctx.earliest_destruction()),
         fmt::duration(waiting.as_secs())
     );
+    // A version whose lifecycle change waits for approvals refuses further changes.
+    let lifecycle_waits = key.summary.current_version.is_some_and(|number| {
+        key.pending
+            .iter()
+            .any(|p| p.version == number && matches!(p.change, PendingChange::Lifecycle { .. }))
+    });
     let actions = EVENTS
         .iter()
+        .filter(|_| !lifecycle_waits)
         .filter(|(_, event)| viewer.may(event.action(), Some(&tenant)))
         .filter(|(_, event)| {
             transition(
@@ -1035,12 +1114,16 @@ async fn key_page(
                 && viewer.may(Action::RotateKey, Some(&tenant)),
             public_key: has_public_key(&key.summary)
                 && viewer.may(Action::ExportPublicKey, Some(&tenant)),
+            can_edit: state != KeyState::Destroyed
+                && viewer.may(Action::UpdateKeyMetadata, Some(&tenant)),
+            attestation: key.summary.current_label.is_some(),
             versions: key
                 .versions
                 .iter()
                 .map(|v| VersionRow::of(v, key.summary.current_version))
                 .collect(),
             history: key.history.iter().rev().map(HistoryRow::of).collect(),
+            pending: key.pending.iter().map(PendingView::of).collect(),
             key: view,
             actions,
         },
@@ -1094,10 +1177,19 @@ async fn after_change(
     result: Result<KeyDetail, AppError>,
 ) -> Response {
     match result {
-        Ok(_) => http::redirect(
-            &format!("{}?done={}{TO_NOTICES}", key_href(label), done_code(event)),
-            &[],
-        ),
+        Ok(detail) => {
+            let waits = detail.summary.current_version.is_some_and(|number| {
+                detail.pending.iter().any(|p| {
+                    p.version == number && matches!(p.change, PendingChange::Lifecycle { .. })
+                })
+            });
+            let done = if waits && event != "rotate" {
+                "key_change_requested"
+            } else {
+                done_code(event)
+            };
+            http::redirect(&format!("{}?done={done}{TO_NOTICES}", key_href(label)), &[])
+        }
         Err(error) if explainable(&error) => {
             let refusal = (explained_status(&error), error.to_string());
             key_page(console, viewer, req, label, Some(refusal)).await

@@ -1,6 +1,8 @@
 //! One module per page area: `auth` (setup, sign-in, second factor, sign-out), `home`
 //! (overview, partition switch), `account` (profile, password, TOTP), `users`, `audit`,
-//! `settings`, `keys` (the partition's keys: inventory, creation wizard, detail, lifecycle),
+//! `settings`, `notifications` (the partition's expiry-notification webhook), `keys` (the
+//! partition's keys: inventory, creation wizard, detail, lifecycle),
+//! `key_attestation` (a key's HSM attestation as a zip download),
 //! `partitions` (a partition's status and the member's own credentials), `platform`
 //! (the operators' partition registry: list, onboarding wizard, edit), `sso` (the operators'
 //! single-sign-on configuration and mapping preview), `sso_login` (signing in at an identity
@@ -9,9 +11,14 @@
 pub(crate) mod account;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod dashboard;
 pub(crate) mod errors;
 pub(crate) mod home;
+pub(crate) mod key_attestation;
+pub(crate) mod key_edit;
+pub(crate) mod key_policy;
 pub(crate) mod keys;
+pub(crate) mod notifications;
 pub(crate) mod partitions;
 pub(crate) mod platform;
 pub(crate) mod settings;
