@@ -50,21 +50,7 @@ async fn readonly_members_see_the_dashboard_and_the_alert_and_suspension_is_expl
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
-    let users = world.get("/users", &mut root).await;
-    let made = world
-        .post(
-            "/users",
-            &[
-                ("csrf", &users.csrf()),
-                ("username", "reader"),
-                ("password", READER_PASSWORD),
-                ("role", "readonly"),
-            ],
-            &mut root,
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
-    let mut reader = sign_in(&world, "reader", READER_PASSWORD).await;
+    let mut reader = signed_in_reader(&world, &mut root).await;
 
     let dashboard = world.get("/dashboard", &mut reader).await;
     assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.body);

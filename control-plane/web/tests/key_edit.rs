@@ -148,21 +148,7 @@ async fn key_settings_are_changed_by_admins_and_only_seen_by_readers() {
     );
 
     create(&world, &mut root, "gamma").await;
-    let users = world.get("/users", &mut root).await;
-    let made = world
-        .post(
-            "/users",
-            &[
-                ("csrf", &users.csrf()),
-                ("username", "reader"),
-                ("password", READER_PASSWORD),
-                ("role", "readonly"),
-            ],
-            &mut root,
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
-    let mut reader = sign_in(&world, "reader", READER_PASSWORD).await;
+    let mut reader = signed_in_reader(&world, &mut root).await;
     let seen = world.get("/settings/keys", &mut reader).await;
     assert_eq!(seen.status, StatusCode::OK);
     assert!(seen.body.contains("14 days"));

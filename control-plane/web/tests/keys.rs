@@ -220,21 +220,7 @@ async fn readonly_viewers_see_keys_but_cannot_change_them() {
     let form = ec_key(&wizard.csrf(), "web-signing");
     let created = world.post("/keys/new", &pairs(&form), &mut root).await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
-    let users = world.get("/users", &mut root).await;
-    let made = world
-        .post(
-            "/users",
-            &[
-                ("csrf", &users.csrf()),
-                ("username", "reader"),
-                ("password", READER_PASSWORD),
-                ("role", "readonly"),
-            ],
-            &mut root,
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
-    let mut reader = sign_in(&world, "reader", READER_PASSWORD).await;
+    let mut reader = signed_in_reader(&world, &mut root).await;
 
     let list = world.get("/keys", &mut reader).await;
     assert_eq!(list.status, StatusCode::OK);

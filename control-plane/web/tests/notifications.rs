@@ -159,21 +159,7 @@ async fn readers_see_the_settings_but_forged_posts_are_refused() {
         )
         .await;
     let secret = secret_on(&saved);
-    let users = world.get("/users", &mut root).await;
-    let made = world
-        .post(
-            "/users",
-            &[
-                ("csrf", &users.csrf()),
-                ("username", "reader"),
-                ("password", READER_PASSWORD),
-                ("role", "readonly"),
-            ],
-            &mut root,
-        )
-        .await;
-    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
-    let mut reader = sign_in(&world, "reader", READER_PASSWORD).await;
+    let mut reader = signed_in_reader(&world, &mut root).await;
 
     let seen = world.get(PAGE, &mut reader).await;
     assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);

@@ -81,21 +81,7 @@ async fn operators_configure_providers_and_preview_the_mapping() {
     assert!(!login.body.contains("data-testid=\"break-glass\""));
 
     // A member is refused every operator page; the navigation does not offer it.
-    let users = world.get("/users", &mut root).await;
-    let created = world
-        .post(
-            "/users",
-            &[
-                ("csrf", &users.csrf()),
-                ("username", "reader"),
-                ("password", READER_PASSWORD),
-                ("role", "readonly"),
-            ],
-            &mut root,
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
-    let mut reader = sign_in(&world, "reader", READER_PASSWORD).await;
+    let mut reader = signed_in_reader(&world, &mut root).await;
     let home = world.get("/", &mut reader).await;
     assert!(!home.body.contains("data-nav=\"platform-sso\""));
     for path in ["/platform/sso", "/platform/sso/new", "/platform/sso/corp"] {

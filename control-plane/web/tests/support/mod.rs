@@ -298,6 +298,26 @@ pub async fn first_admin(world: &World) -> Jar {
     jar
 }
 
+/// Creates `reader`, readonly on the admin's current partition, through the users page, and signs
+/// them in.
+pub async fn signed_in_reader(world: &World, admin: &mut Jar) -> Jar {
+    let users = world.get("/users", admin).await;
+    let made = world
+        .post(
+            "/users",
+            &[
+                ("csrf", &users.csrf()),
+                ("username", "reader"),
+                ("password", READER_PASSWORD),
+                ("role", "readonly"),
+            ],
+            admin,
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    sign_in(world, "reader", READER_PASSWORD).await
+}
+
 /// Signs in with a password (no second factor enrolled).
 pub async fn sign_in(world: &World, username: &str, password: &str) -> Jar {
     let mut jar = Jar::default();
