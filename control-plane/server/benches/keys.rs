@@ -451,7 +451,7 @@ async fn p5(stack: &Stack, count: u64) {
             format!("{base}?sort=created&limit={PAGE}"),
         ),
         Variant::new(
-            "`?state=suspended&limit=100` (no match: scans every row)",
+            "`?state=suspended&limit=100` (matches no row)",
             format!("{base}?state=suspended&limit={PAGE}"),
         ),
     ];

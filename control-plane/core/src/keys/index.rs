@@ -115,6 +115,45 @@ fn sort_value(row: &KeySummary, sort: KeySort) -> u64 {
 
 type Ordered = BTreeSet<(u64, Arc<str>)>;
 
+/// A value rows are filtered by exactly, with the labels of the rows that have it (so that a
+/// selective filter walks its matches, not every row).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Facet {
+    State(KeyState),
+    /// Lower-cased TSB algorithm name.
+    Algorithm(String),
+    Tag(String),
+}
+
+impl Facet {
+    /// The facets of a row.
+    fn of(row: &KeySummary) -> Vec<Facet> {
+        let mut facets = vec![
+            Facet::State(row.state),
+            Facet::Algorithm(row.spec.algorithm.to_ascii_lowercase()),
+        ];
+        facets.extend(row.tags.iter().cloned().map(Facet::Tag));
+        facets
+    }
+
+    /// The facets a filter asks for.
+    fn wanted(filter: &KeyFilter) -> Vec<Facet> {
+        let mut facets = Vec::new();
+        facets.extend(filter.state.map(Facet::State));
+        facets.extend(
+            filter
+                .algorithm
+                .as_deref()
+                .map(|a| Facet::Algorithm(a.to_ascii_lowercase())),
+        );
+        facets.extend(filter.tag.clone().map(Facet::Tag));
+        facets
+    }
+}
+
+/// A facet set smaller than this share of all rows is walked instead of the whole order.
+const FACET_SHARE: usize = 4;
+
 /// One row with the HSM labels of its other versions.
 #[derive(Debug)]
 struct Entry {
@@ -131,6 +170,8 @@ pub struct InventoryIndex {
     by_due: Ordered,
     /// HSM labels of versions other than the row label → their row (alias).
     version_labels: HashMap<String, Arc<str>>,
+    /// Labels per state, algorithm and tag, in label order.
+    by_facet: HashMap<Facet, BTreeSet<Arc<str>>>,
 }
 
 impl InventoryIndex {
@@ -171,6 +212,12 @@ impl InventoryIndex {
         if let Some(due) = row.next_due_at {
             self.by_due.insert((due, label.clone()));
         }
+        for facet in Facet::of(&row) {
+            self.by_facet
+                .entry(facet)
+                .or_default()
+                .insert(label.clone());
+        }
         for other in &other_labels {
             // A row of its own (an unmanaged key) under a label that is now a version of this
             // alias is folded in.
@@ -192,6 +239,14 @@ impl InventoryIndex {
             .remove(&(sort_value(&row, KeySort::Expiry), key.clone()));
         if let Some(due) = row.next_due_at {
             self.by_due.remove(&(due, key.clone()));
+        }
+        for facet in Facet::of(&row) {
+            if let Some(labels) = self.by_facet.get_mut(&facet) {
+                labels.remove(&key);
+                if labels.is_empty() {
+                    self.by_facet.remove(&facet);
+                }
+            }
         }
         for other in entry.other_labels {
             if self
@@ -220,8 +275,35 @@ impl InventoryIndex {
             }
             items.len() > limit
         };
-        match sort {
-            KeySort::Label => {
+        // The smallest set of rows an exact criterion allows (none matching: an empty page).
+        let narrowest = Facet::wanted(filter)
+            .iter()
+            .map(|facet| self.by_facet.get(facet))
+            .min_by_key(|labels| labels.map_or(0, BTreeSet::len));
+        let narrowest = match narrowest {
+            Some(None) => return (Vec::new(), None),
+            Some(Some(labels)) if labels.len() * FACET_SHARE < self.rows.len() => Some(labels),
+            _ => None,
+        };
+        match (sort, narrowest) {
+            (KeySort::Label, Some(labels)) => {
+                let start = label_start(filter.prefix.as_deref(), after);
+                for label in labels.range::<str, _>((start, Bound::Unbounded)) {
+                    let past_prefix = filter
+                        .prefix
+                        .as_deref()
+                        .is_some_and(|prefix| !label.starts_with(prefix));
+                    if past_prefix {
+                        break;
+                    }
+                    if let Some(entry) = self.rows.get(label)
+                        && take(&entry.row)
+                    {
+                        break;
+                    }
+                }
+            }
+            (KeySort::Label, None) => {
                 let start = label_start(filter.prefix.as_deref(), after);
                 for (label, entry) in self.rows.range::<str, _>((start, Bound::Unbounded)) {
                     let past_prefix = filter
@@ -233,7 +315,22 @@ impl InventoryIndex {
                     }
                 }
             }
-            KeySort::Created | KeySort::Expiry => {
+            (KeySort::Created | KeySort::Expiry, Some(labels)) => {
+                // Few candidates: order them by the sort key and page through them.
+                let mut candidates: Vec<(SortKey, &Arc<KeySummary>)> = labels
+                    .iter()
+                    .filter_map(|label| self.rows.get(label))
+                    .map(|entry| (SortKey::of(&entry.row, sort), &entry.row))
+                    .filter(|(key, _)| after.is_none_or(|after| key > after))
+                    .collect();
+                candidates.sort_by(|a, b| a.0.cmp(&b.0));
+                for (_, row) in candidates {
+                    if take(row) {
+                        break;
+                    }
+                }
+            }
+            (KeySort::Created | KeySort::Expiry, None) => {
                 let ordered = if sort == KeySort::Created {
                     &self.by_created
                 } else {
@@ -243,7 +340,12 @@ impl InventoryIndex {
                     Some(after) => Bound::Excluded((after.value, Arc::from(after.label.as_str()))),
                     None => Bound::Unbounded,
                 };
-                for (_, label) in ordered.range((start, Bound::Unbounded)) {
+                // In expiry order, nothing after the bound can expire before it.
+                let before = filter.expiring_before.filter(|_| sort == KeySort::Expiry);
+                for (value, label) in ordered.range((start, Bound::Unbounded)) {
+                    if before.is_some_and(|before| *value >= before) {
+                        break;
+                    }
                     if let Some(entry) = self.rows.get(label)
                         && take(&entry.row)
                     {

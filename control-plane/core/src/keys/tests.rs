@@ -54,7 +54,13 @@ fn row(
 fn index_of(n: u64) -> InventoryIndex {
     let mut index = InventoryIndex::default();
     for i in 0..n {
-        let tags: &[&str] = if i % 3 == 0 { &["team:a"] } else { &[] };
+        let mut tags = Vec::new();
+        if i % 3 == 0 {
+            tags.push("team:a");
+        }
+        if i % 10 == 0 {
+            tags.push("rare");
+        }
         let algorithm = if i % 2 == 0 { "EC" } else { "AES" };
         let expires = (i % 4 != 0).then_some(1_000 + (i * 7919) % 500);
         index.upsert(
@@ -62,7 +68,7 @@ fn index_of(n: u64) -> InventoryIndex {
                 &format!("key-{i:04}"),
                 5_000 - i,
                 expires,
-                tags,
+                &tags,
                 algorithm,
             )),
             Vec::new(),
@@ -104,7 +110,38 @@ fn paging_returns_every_matching_key_exactly_once_in_every_order() {
             expiring_before: Some(1_200),
             ..KeyFilter::default()
         },
+        // Selective: walked through the facet set rather than every row.
+        KeyFilter {
+            tag: Some("rare".into()),
+            ..KeyFilter::default()
+        },
+        KeyFilter {
+            tag: Some("rare".into()),
+            algorithm: Some("Ec".into()),
+            prefix: Some("key-01".into()),
+            ..KeyFilter::default()
+        },
+        KeyFilter {
+            tag: Some("rare".into()),
+            expiring_before: Some(1_300),
+            ..KeyFilter::default()
+        },
     ];
+    // A criterion no row has: an empty page at once, in every order.
+    for sort in [KeySort::Label, KeySort::Created, KeySort::Expiry] {
+        for filter in [
+            KeyFilter {
+                state: Some(KeyState::Suspended),
+                ..KeyFilter::default()
+            },
+            KeyFilter {
+                tag: Some("nobody".into()),
+                ..KeyFilter::default()
+            },
+        ] {
+            assert_eq!(index.page(&filter, sort, None, 10), (Vec::new(), None));
+        }
+    }
     for filter in &filters {
         let mut expected: Vec<String> = (0..250)
             .map(|i| index.get(&format!("key-{i:04}")).unwrap().clone())
