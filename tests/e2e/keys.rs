@@ -1156,14 +1156,7 @@ async fn unmanaged_keys_are_listed_and_adopted_by_the_first_write() {
 
     // The cache answers at once; once older than its TTL a query refreshes it in the background.
     world.clock.advance(31);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let rows = loop {
-        let rows = list_all(&world, &root, "").await;
-        if rows.len() > 1 || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let rows = poll_rows(&world, &root, |rows| rows.len() > 1).await;
     assert_eq!(
         labels(&rows),
         vec!["managed".to_owned(), "outside".to_owned()]
@@ -1455,4 +1448,56 @@ async fn the_scheduler_leader_executes_due_destructions_as_system_scheduler() {
         matches!(&again.jobs[0].outcome, JobOutcome::Done(report) if report.actions == 0),
         "{again:?}"
     );
+}
+
+#[tokio::test]
+async fn a_refresh_reads_new_keys_at_once_and_other_keys_facts_after_the_recheck_age() {
+    let (world, root) = world().await;
+    let client = tsb(&world, "acme");
+    let create_outside = |label: &'static str| {
+        let mut request = CreateKeyRequest::new(label, "EC", sign_key_attributes());
+        request.curve_oid = Some(P256.to_owned());
+        request.policy = Some(Policy::empty_ska());
+        request
+    };
+    client.create_key(&create_outside("old")).await.unwrap();
+    let rows = list_all(&world, &root, "").await;
+    assert_eq!(tagged_row(&rows, "old")["state"], "active");
+
+    // Behind keymanager's back: "old" blocked, "newcomer" created. After the TTL a refresh lists
+    // the newcomer, but keeps old's facts: they are younger than the recheck age (300 s).
+    client.block("old").await.unwrap();
+    client
+        .create_key(&create_outside("newcomer"))
+        .await
+        .unwrap();
+    let root = advance(&world, 31).await;
+    let rows = poll_rows(&world, &root, |rows| rows.len() == 2).await;
+    assert_eq!(tagged_row(&rows, "newcomer")["state"], "active");
+    assert_eq!(
+        tagged_row(&rows, "old")["state"],
+        "active",
+        "facts reused within the recheck age"
+    );
+
+    // Past the recheck age the next refresh reads old's facts again.
+    let root = advance(&world, 300).await;
+    let rows = poll_rows(&world, &root, |rows| {
+        rows.iter()
+            .any(|row| row["label"] == "old" && row["state"] == "suspended")
+    })
+    .await;
+    assert_eq!(tagged_row(&rows, "old")["blocked"], true);
+}
+
+/// Lists until `done` holds (a background refresh has landed), or 20 s have passed.
+async fn poll_rows(world: &ApiWorld, auth: &Auth, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = list_all(world, auth, "").await;
+        if done(&rows) || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

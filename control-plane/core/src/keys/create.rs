@@ -91,7 +91,10 @@ impl KeyService {
                 .await?;
             return Err(error);
         }
-        self.inventory_changed(tenant, Self::row_of(&record, Some(&info)));
+        self.inventory_changed(
+            tenant,
+            Self::row_of(&record, Some(&info)).checked(self.now()),
+        );
         Ok(KeyDetail::of(&record, Some(&info)))
     }
 

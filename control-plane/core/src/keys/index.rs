@@ -185,6 +185,14 @@ impl InventoryIndex {
         self.rows.is_empty()
     }
 
+    /// The row whose current HSM key is `label` (an unmanaged key's row, or the alias whose
+    /// current version has that label).
+    pub(crate) fn row_of_hsm_label(&self, label: &str) -> Option<&Arc<KeySummary>> {
+        let alias = self.alias_of(label).unwrap_or(label);
+        self.get(alias)
+            .filter(|row| row.current_label.as_deref() == Some(label))
+    }
+
     /// Every row, in label order.
     pub fn rows(&self) -> impl Iterator<Item = &KeySummary> {
         self.rows.values().map(|entry| &*entry.row)

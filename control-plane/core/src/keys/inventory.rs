@@ -6,6 +6,11 @@
 //! - **Stale-while-revalidate**: a query on a cache older than the TTL answers from it at once and
 //!   starts one background rebuild; a query never waits for a refresh of a warm cache, and every
 //!   tenant has its own cache and its own refresh, so one slow partition delays nobody else.
+//! - **Incremental refresh**: every refresh lists the partition's keys and reads the records, but
+//!   asks the HSM for `key_info` only of new keys and of keys whose facts are older than their
+//!   recheck age (between half and all of `inventory_recheck_secs`, fixed per label so re-reads
+//!   spread out; others keep their row's facts), so a large partition costs the HSM a slice of
+//!   its keys per refresh instead of all of them.
 //! - **Own writes** update it synchronously. A write that lands while a rebuild is running is
 //!   also kept aside and re-applied on top of the rebuilt index, so the rebuild (which may have
 //!   read the key before the write) cannot undo it.
@@ -34,6 +39,14 @@ pub(crate) struct RowChange {
 impl RowChange {
     fn apply(self, index: &mut InventoryIndex) {
         index.upsert(self.row, self.other_labels);
+    }
+
+    /// The change with its row's live facts marked as read at `at`.
+    pub(crate) fn checked(self, at: u64) -> Self {
+        Self {
+            row: Arc::new(KeySummary::clone(&self.row).checked(at)),
+            other_labels: self.other_labels,
+        }
     }
 }
 
@@ -185,15 +198,9 @@ impl KeyService {
 
     /// The row change for `record` with what the HSM says about its current version.
     pub(crate) fn row_of(record: &KeyRecord, current: Option<&HsmKeyInfo>) -> RowChange {
-        let others = record
-            .versions
-            .iter()
-            .filter(|v| v.label != record.label && v.state != KeyState::Destroyed)
-            .map(|v| v.label.clone())
-            .collect();
         RowChange {
             row: Arc::new(KeySummary::managed(record, current)),
-            other_labels: others,
+            other_labels: other_labels(record),
         }
     }
 
@@ -220,7 +227,7 @@ impl KeyService {
     ) -> Result<(), KeyError> {
         let started = self.now();
         inventory.begin_build();
-        match self.build_index(tenant).await {
+        match self.build_index(tenant, inventory).await {
             Ok(index) => {
                 tracing::debug!(%tenant, rows = index.len(), "key inventory built");
                 inventory.install(index, started);
@@ -233,8 +240,13 @@ impl KeyService {
         }
     }
 
-    /// Reads the partition's keys and the tenant's records into a fresh index.
-    async fn build_index(&self, tenant: &TenantId) -> Result<InventoryIndex, KeyError> {
+    /// Reads the partition's keys and the tenant's records into a fresh index, reusing the live
+    /// facts of `previous` rows that are younger than the recheck age.
+    async fn build_index(
+        &self,
+        tenant: &TenantId,
+        previous: &TenantInventory,
+    ) -> Result<InventoryIndex, KeyError> {
         let hsm = self.inner.partitions.hsm_for(tenant, None).await?;
         let labels: Vec<String> = hsm
             .list_keys()
@@ -265,16 +277,49 @@ impl KeyService {
             .filter(|label| !claimed.contains(label.as_str()))
             .cloned();
         let wanted: Vec<String> = current_labels.chain(unmanaged).collect();
-        let infos = self.key_infos(&*hsm, wanted).await?;
+        let now = self.now();
+        let recheck = self.inner.config.inventory_recheck_secs;
+        // Rows whose facts are young enough, by HSM label.
+        let kept: HashMap<String, Arc<KeySummary>> = previous.read(|index| {
+            wanted
+                .iter()
+                .filter_map(|label| {
+                    let row = index.row_of_hsm_label(label)?;
+                    let checked = row.checked_at?;
+                    // A key that changed hands (adopted, or its record gone) is read again.
+                    let same_kind = row.managed == claimed.contains(label.as_str());
+                    (same_kind && now >= checked && now - checked < recheck_age(label, recheck))
+                        .then(|| (label.clone(), row.clone()))
+                })
+                .collect()
+        });
+        let to_read: Vec<String> = wanted
+            .into_iter()
+            .filter(|label| !kept.contains_key(label))
+            .collect();
+        let infos = self.key_infos(&*hsm, to_read).await?;
 
         let mut index = InventoryIndex::default();
         for record in &records {
-            let current = record.current().and_then(|v| infos.get(&v.label));
-            Self::row_of(record, current).apply(&mut index);
+            let current_label = record.current().map(|v| v.label.as_str());
+            let facts = current_label
+                .and_then(|label| kept.get(label))
+                .and_then(|row| row.facts());
+            let change = match (current_label.and_then(|l| infos.get(l)), facts) {
+                (None, Some(facts)) => RowChange {
+                    row: Arc::new(KeySummary::managed_with(record, facts)),
+                    other_labels: other_labels(record),
+                },
+                (current, _) => Self::row_of(record, current).checked(now),
+            };
+            change.apply(&mut index);
         }
         for label in labels.iter().filter(|l| !claimed.contains(l.as_str())) {
             if let Some(info) = infos.get(label) {
-                index.upsert(Arc::new(KeySummary::unmanaged(info)), Vec::new());
+                let row = KeySummary::unmanaged(info).checked(now);
+                index.upsert(Arc::new(row), Vec::new());
+            } else if let Some(row) = kept.get(label) {
+                index.upsert(row.clone(), Vec::new());
             }
         }
         Ok(index)
@@ -322,4 +367,25 @@ impl KeyService {
             .await?;
         Ok(records.into_iter().flatten().collect())
     }
+}
+
+/// The HSM labels of a record's versions other than its alias (folded into the alias's row).
+fn other_labels(record: &KeyRecord) -> Vec<String> {
+    record
+        .versions
+        .iter()
+        .filter(|v| v.label != record.label && v.state != KeyState::Destroyed)
+        .map(|v| v.label.clone())
+        .collect()
+}
+
+/// How old `label`'s facts may get: between half and all of `recheck`, fixed per label, so the
+/// re-reads of a large partition spread over several refreshes instead of all falling due in the
+/// same one.
+fn recheck_age(label: &str, recheck: u64) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    label.hash(&mut hasher);
+    let spread = recheck / 2;
+    recheck - hasher.finish() % spread.max(1)
 }

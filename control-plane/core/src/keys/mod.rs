@@ -73,6 +73,10 @@ pub struct KeyServiceConfig {
     pub inventory_ttl_secs: u64,
     /// How many `key_info` (and record) reads a build keeps in flight.
     pub inventory_concurrency: usize,
+    /// How old a key's HSM facts (attributes, blocked flag, policy presence) may get before a
+    /// refresh reads them again; younger ones are reused, so a refresh of a large partition asks
+    /// the HSM only for new keys and a slice of the old ones. Own changes are always fresh.
+    pub inventory_recheck_secs: u64,
 }
 
 impl Default for KeyServiceConfig {
@@ -80,6 +84,7 @@ impl Default for KeyServiceConfig {
         Self {
             inventory_ttl_secs: 30,
             inventory_concurrency: 16,
+            inventory_recheck_secs: 300,
         }
     }
 }
@@ -520,7 +525,10 @@ impl KeyService {
             tracing::warn!(%tenant, label = %record.label, %error, "could not read a key back after a change");
             None
         });
-        self.inventory_changed(tenant, Self::row_of(record, current.as_ref()));
+        self.inventory_changed(
+            tenant,
+            Self::row_of(record, current.as_ref()).checked(self.now()),
+        );
         Ok(KeyDetail::of(record, current.as_ref()))
     }
 }

@@ -51,6 +51,18 @@ pub struct KeySummary {
     pub next_due_at: Option<u64>,
     /// SKA-governed changes of this key waiting for approvals.
     pub pending_requests: u32,
+    /// When the live HSM facts (`attributes`, `blocked`, `has_policy`) were read (`None` when
+    /// the row has none).
+    pub checked_at: Option<u64>,
+}
+
+/// The live HSM facts of a row, as the inventory reuses them between refreshes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LiveFacts {
+    pub(crate) attributes: KeyAttributes,
+    pub(crate) blocked: bool,
+    pub(crate) has_policy: bool,
+    pub(crate) checked_at: u64,
 }
 
 impl KeySummary {
@@ -81,6 +93,7 @@ impl KeySummary {
             destruction_at: None,
             next_due_at: None,
             pending_requests: 0,
+            checked_at: None,
         }
     }
 
@@ -110,7 +123,37 @@ impl KeySummary {
             destruction_at: version.and_then(|v| v.schedule).map(|s| s.at),
             next_due_at: pending_work(record).iter().map(|work| work.at).min(),
             pending_requests: u32::try_from(record.pending.len()).unwrap_or(u32::MAX),
+            checked_at: None,
         }
+    }
+
+    /// This row with its live HSM facts read at `at`.
+    pub(crate) fn checked(mut self, at: u64) -> Self {
+        if self.blocked.is_some() {
+            self.checked_at = Some(at);
+        }
+        self
+    }
+
+    /// The row of a managed key with live facts read earlier (instead of a fresh `key_info`).
+    pub(crate) fn managed_with(record: &KeyRecord, facts: LiveFacts) -> Self {
+        Self {
+            attributes: facts.attributes,
+            blocked: Some(facts.blocked),
+            has_policy: Some(facts.has_policy),
+            checked_at: Some(facts.checked_at),
+            ..Self::managed(record, None)
+        }
+    }
+
+    /// The live facts of this row, if it has them.
+    pub(crate) fn facts(&self) -> Option<LiveFacts> {
+        Some(LiveFacts {
+            attributes: self.attributes,
+            blocked: self.blocked?,
+            has_policy: self.has_policy?,
+            checked_at: self.checked_at?,
+        })
     }
 }
 

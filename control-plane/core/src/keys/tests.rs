@@ -48,6 +48,7 @@ fn row(
         destruction_at: None,
         next_due_at: expires,
         pending_requests: 0,
+        checked_at: None,
     }
 }
 
