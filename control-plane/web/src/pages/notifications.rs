@@ -5,12 +5,13 @@
 //! administrators, and every post goes through an `App` use case, which authorizes (a forged post
 //! by a reader is refused there, 403) and audits.
 
+use super::keys::current_tenant;
 use std::sync::Arc;
 
 use askama::Template;
 use km_core::notifications::{DEFAULT_LEAD_DAYS, SECRET_PREFIX};
 use km_core::{AppError, DeliveryReport, NotificationSettings, NotificationUpdate, SecretText};
-use km_domain::{Action, TenantId};
+use km_domain::Action;
 use poem::http::StatusCode;
 use poem::web::{Data, Form};
 use poem::{Request, Response, handler};
@@ -70,18 +71,6 @@ struct Extra {
     test: Option<TestView>,
     error: Option<String>,
     notice: Option<&'static str>,
-}
-
-/// The viewer's current partition (the page is about it).
-#[allow(
-    clippy::result_large_err,
-    reason = "the error is the page to answer, like the async helpers' (built once per request)"
-)]
-fn current_tenant(viewer: &Viewer, req: &Request) -> Result<TenantId, Response> {
-    viewer
-        .tenant()
-        .cloned()
-        .ok_or_else(|| errors::forbidden(viewer, req))
 }
 
 fn lead_days_text(days: &[u16]) -> String {
