@@ -30,9 +30,9 @@ use km_core::identity::SetupStart;
 use km_core::scheduler::{KeyDueWorkJob, SessionPurgeJob, SsoPendingPurgeJob};
 use km_core::{
     AuditConfig, AuditLog, AuditSink, Clock, ExpiryNoticeJob, Hsm, Identity, IdentityConfig,
-    Installation, InstallationRecord, NotificationConfig, Partitions, Readiness, ScheduledJob,
-    Scheduler, SchedulerConfig, SecretText, SecretVault, SsoService, StateStore, StateStoreConfig,
-    VaultSet,
+    Installation, InstallationRecord, KeyServiceConfig, NotificationConfig, Partitions, Readiness,
+    ScheduledJob, Scheduler, SchedulerConfig, SecretText, SecretVault, SsoService, StateStore,
+    StateStoreConfig, VaultSet,
 };
 use km_domain::audit::{AuditEvent, Checkpoint};
 use km_hsm_tsb::TsbPartitionConnector;
@@ -68,6 +68,8 @@ pub struct Options {
     pub sso: HttpSsoConfig,
     /// Rules for tenants' expiry-notification webhooks.
     pub notifications: NotificationConfig,
+    /// The key inventory cache's tunables.
+    pub keys: KeyServiceConfig,
 }
 
 impl std::fmt::Debug for Options {
@@ -206,7 +208,8 @@ impl ControlPlane {
             partitions,
             sso,
         })
-        .with_webhooks(Arc::new(webhooks), options.notifications);
+        .with_webhooks(Arc::new(webhooks), options.notifications)
+        .with_key_config(options.keys);
         Ok(Self {
             installation,
             app,

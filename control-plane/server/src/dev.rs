@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use km_auth::{BcryptConfig, HttpSsoConfig};
 use km_core::{
-    ApiKeyCredentials, AuditConfig, IdentityConfig, JsonLinesSink, NewPartition,
+    ApiKeyCredentials, AuditConfig, IdentityConfig, JsonLinesSink, KeyServiceConfig, NewPartition,
     NotificationConfig, PartitionCredentials, PartitionError, PartitionTarget, Sealing, SecretText,
     StateStoreConfig, SystemClock,
 };
@@ -246,6 +246,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         notifications: NotificationConfig {
             allow_insecure_webhooks: true,
         },
+        keys: KeyServiceConfig::default(),
     };
     let control_plane = ControlPlane::start(management, Arc::new(SystemClock), options).await?;
     register_demo_partitions(&control_plane, &emulator, &credentials).await?;

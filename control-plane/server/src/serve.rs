@@ -84,6 +84,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         default_vault: config.default_vault.clone(),
         sso: HttpSsoConfig::default(),
         notifications: config.notification_config(),
+        keys: config.keys.clone(),
     };
     let control_plane = ControlPlane::start(
         Arc::new(TsbHsm::new(client)),

@@ -14,8 +14,8 @@ use super::page::cursor_for;
 use super::{App, AppError, Gate, Page, PageRequest, RequestId};
 use crate::identity::Caller;
 use crate::keys::{
-    KeyDetail, KeyError, KeyFilter, KeyMetadataUpdate, KeyService, KeySort, KeySummary, NewKey,
-    PublicKeyExport, PublicKeyFormat, SortKey, StateChange, TenantKeySettings,
+    KeyDetail, KeyError, KeyFilter, KeyMetadataUpdate, KeyService, KeyServiceConfig, KeySort,
+    KeySummary, NewKey, PublicKeyExport, PublicKeyFormat, SortKey, StateChange, TenantKeySettings,
 };
 use crate::{Hsm, HsmError};
 
@@ -88,6 +88,22 @@ fn position(query: &KeyQuery) -> Result<Option<SortKey>, AppError> {
 }
 
 impl App {
+    /// The app with the key service tuned by `config` (inventory TTL, recheck age, concurrency).
+    /// Call at start-up, before any key query: the inventory caches start empty.
+    pub fn with_key_config(self, config: KeyServiceConfig) -> Self {
+        let mut inner = super::AppInner::clone(&self.inner);
+        inner.keys = KeyService::new(
+            inner.store.clone(),
+            inner.partitions.clone(),
+            inner.clock.clone(),
+            inner.audit.clone(),
+            config,
+        );
+        Self {
+            inner: std::sync::Arc::new(inner),
+        }
+    }
+
     /// The key service (for the scheduler's `run_due`; use cases go through `App`).
     pub fn keys(&self) -> &KeyService {
         &self.inner.keys

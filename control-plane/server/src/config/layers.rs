@@ -62,7 +62,7 @@ pub fn read(path: &Path, env: &[(String, String)]) -> Result<Layers, ConfigError
 }
 
 /// The sections a variable can address (the top-level tables of the schema).
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "server",
     "management",
     "identity",
@@ -70,6 +70,7 @@ const SECTIONS: [&str; 7] = [
     "state",
     "partitions",
     "notifications",
+    "keys",
 ];
 
 /// `KM_MANAGEMENT__API_KEYS__SERVICE` → `Some(["management", "api_keys", "service"])`.

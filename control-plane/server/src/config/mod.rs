@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use km_core::{
-    AuditConfig, IdentityConfig, NotificationConfig, SecondFactorPolicy, StateStoreConfig,
+    AuditConfig, IdentityConfig, KeyServiceConfig, NotificationConfig, SecondFactorPolicy,
+    StateStoreConfig,
 };
 use km_tsb::ApiKeys;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -34,8 +35,9 @@ use zeroize::Zeroizing;
 
 pub use layers::ENV_PREFIX;
 use raw::{
-    RawApiKeys, RawAudit, RawAuditStream, RawConfig, RawIdentity, RawManagement, RawNotifications,
-    RawPartitions, RawSecondFactor, RawSecret, RawSecretList, RawServer, RawState, RawVault,
+    RawApiKeys, RawAudit, RawAuditStream, RawConfig, RawIdentity, RawKeys, RawManagement,
+    RawNotifications, RawPartitions, RawSecondFactor, RawSecret, RawSecretList, RawServer,
+    RawState, RawVault,
 };
 
 /// Lowest bcrypt cost `serve` accepts: below it a stolen hash is cheap to attack.
@@ -119,6 +121,8 @@ pub struct Config {
     pub state: StateSettings,
     /// `[notifications]`
     pub notifications: NotificationsSettings,
+    /// `[keys]`: the key inventory cache.
+    pub keys: KeyServiceConfig,
     /// `[partitions] default_vault`: the vault new partitions use (`hsm` when unset).
     pub default_vault: Option<String>,
     /// `[vaults.<id>]`: credential vaults besides the built-in `hsm`, by id.
@@ -307,6 +311,7 @@ impl Config {
             audit: audit(raw.audit.unwrap_or_default())?,
             state: state(raw.state.unwrap_or_default(), replica_default)?,
             notifications: notifications(raw.notifications.unwrap_or_default()),
+            keys: keys(raw.keys.unwrap_or_default())?,
             default_vault: None,
             vaults: Vec::new(),
             from_env: BTreeMap::new(),
@@ -504,6 +509,18 @@ impl Config {
         line(
             "notifications.allow_insecure_webhooks",
             self.notifications.allow_insecure_webhooks.to_string(),
+        );
+        line(
+            "keys.inventory_ttl_secs",
+            self.keys.inventory_ttl_secs.to_string(),
+        );
+        line(
+            "keys.inventory_recheck_secs",
+            self.keys.inventory_recheck_secs.to_string(),
+        );
+        line(
+            "keys.inventory_concurrency",
+            self.keys.inventory_concurrency.to_string(),
         );
         line(
             "partitions.default_vault",
@@ -864,11 +881,51 @@ fn state(raw: RawState, replica_default: Option<String>) -> Result<StateSettings
     })
 }
 
+/// `[keys]`: bounds keep a typo from hammering the HSM (tiny TTL, huge concurrency) or from
+/// leaving the inventory blind to outside changes for hours.
+fn keys(raw: RawKeys) -> Result<KeyServiceConfig, ConfigError> {
+    let defaults = KeyServiceConfig::default();
+    let ttl = raw
+        .inventory_ttl_secs
+        .unwrap_or(defaults.inventory_ttl_secs);
+    if !(5..=3600).contains(&ttl) {
+        return Err(invalid(
+            "keys.inventory_ttl_secs",
+            format!("{ttl} is out of range: use 5 to 3600 seconds"),
+        ));
+    }
+    let recheck = raw
+        .inventory_recheck_secs
+        .unwrap_or(defaults.inventory_recheck_secs.max(ttl));
+    if recheck < ttl || recheck > 86_400 {
+        return Err(invalid(
+            "keys.inventory_recheck_secs",
+            format!(
+                "{recheck} is out of range: use keys.inventory_ttl_secs ({ttl}) to 86400 seconds"
+            ),
+        ));
+    }
+    let concurrency = raw
+        .inventory_concurrency
+        .unwrap_or(defaults.inventory_concurrency as u64);
+    if !(1..=256).contains(&concurrency) {
+        return Err(invalid(
+            "keys.inventory_concurrency",
+            format!("{concurrency} is out of range: use 1 to 256 HSM calls in flight"),
+        ));
+    }
+    Ok(KeyServiceConfig {
+        inventory_ttl_secs: ttl,
+        inventory_recheck_secs: recheck,
+        inventory_concurrency: usize::try_from(concurrency).unwrap_or(256),
+    })
+}
+
 fn notifications(raw: RawNotifications) -> NotificationsSettings {
     let allow_insecure_webhooks = raw.allow_insecure_webhooks.unwrap_or(false);
     if allow_insecure_webhooks {
         tracing::warn!(
-            "notifications.allow_insecure_webhooks is on: tenants may send expiry notices over              plain http:// to loopback hosts (meant for development)"
+            "notifications.allow_insecure_webhooks is on: tenants may send expiry notices over plain http:// to loopback hosts (meant for development)"
         );
     }
     NotificationsSettings {

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub state: Option<RawState>,
     pub partitions: Option<RawPartitions>,
     pub notifications: Option<RawNotifications>,
+    pub keys: Option<RawKeys>,
     /// `[vaults.<id>]`: credential vaults besides the built-in `hsm` (file only).
     pub vaults: Option<std::collections::BTreeMap<String, RawVault>>,
 }
@@ -29,6 +30,15 @@ pub struct RawConfig {
 pub struct RawPartitions {
     /// Vault for new partitions' credentials (`hsm` when unset).
     pub default_vault: Option<String>,
+}
+
+/// `[keys]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    pub inventory_ttl_secs: Option<u64>,
+    pub inventory_recheck_secs: Option<u64>,
+    pub inventory_concurrency: Option<u64>,
 }
 
 /// `[notifications]`

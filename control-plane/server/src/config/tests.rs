@@ -450,3 +450,51 @@ fn insecure_webhooks_are_off_unless_the_file_or_the_environment_allows_them() {
         "{error}"
     );
 }
+
+#[test]
+fn key_inventory_tunables_have_defaults_bounds_and_env_overrides() {
+    let config = load(MINIMAL, &[]).unwrap();
+    assert_eq!(config.keys, km_core::KeyServiceConfig::default());
+    assert!(
+        config
+            .summary()
+            .contains("keys.inventory_recheck_secs = 300"),
+        "{}",
+        config.summary()
+    );
+
+    let file = format!(
+        "{MINIMAL}[keys]\ninventory_ttl_secs = 60\ninventory_recheck_secs = 900\ninventory_concurrency = 4\n"
+    );
+    let config = load(&file, &[("KM_KEYS__INVENTORY_CONCURRENCY", "32")]).unwrap();
+    assert_eq!(config.keys.inventory_ttl_secs, 60);
+    assert_eq!(config.keys.inventory_recheck_secs, 900);
+    assert_eq!(
+        config.keys.inventory_concurrency, 32,
+        "the environment wins"
+    );
+    assert!(
+        config
+            .summary()
+            .contains("(from KM_KEYS__INVENTORY_CONCURRENCY)"),
+        "{}",
+        config.summary()
+    );
+
+    // A TTL above the default recheck age raises the recheck age with it.
+    let file = format!("{MINIMAL}[keys]\ninventory_ttl_secs = 600\n");
+    assert_eq!(load(&file, &[]).unwrap().keys.inventory_recheck_secs, 600);
+
+    for (body, key) in [
+        ("inventory_ttl_secs = 1", "keys.inventory_ttl_secs"),
+        ("inventory_recheck_secs = 10", "keys.inventory_recheck_secs"),
+        ("inventory_concurrency = 0", "keys.inventory_concurrency"),
+        ("inventory_concurrency = 5000", "keys.inventory_concurrency"),
+    ] {
+        let error = load(&format!("{MINIMAL}[keys]\n{body}\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(key), "{body}: {error}");
+    }
+    assert!(load(&format!("{MINIMAL}[keys]\nttl = 5\n"), &[]).is_err());
+}
