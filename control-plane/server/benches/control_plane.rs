@@ -15,18 +15,20 @@
 //! server and load generator share the machine's cores, so read P6 as a ratio within one run.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{Stats, Verifier, micros, stats};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use futures_util::StreamExt as _;
 use km_auth::{BcryptConfig, HttpSso, HttpSsoConfig, identity_ports};
 use km_core::identity::SetupStart;
 use km_core::{
     App, AppParts, AuditConfig, AuditLog, Clock, Identity, IdentityConfig, NoSink, Readiness,
-    ReadinessReport, SecretText, SignatureVerifier, StateStore, StateStoreConfig, SystemClock,
+    ReadinessReport, SecretText, StateStore, StateStoreConfig, SystemClock,
 };
 use km_core::{Partitions, SsoService, VaultSet};
 use km_domain::{Action, TenantId, authorize};
@@ -50,49 +52,6 @@ fn env_number(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// aws-lc-rs behind the verifier port (as the binary wires it).
-struct Verifier;
-
-impl SignatureVerifier for Verifier {
-    fn verify_ecdsa_p256_sha256(&self, spki: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, spki)
-            .verify(message, signature)
-            .is_ok()
-    }
-}
-
-struct Stats {
-    p50: Duration,
-    p90: Duration,
-    p99: Duration,
-    max: Duration,
-    samples: usize,
-}
-
-fn stats(mut latencies: Vec<Duration>) -> Stats {
-    assert!(!latencies.is_empty(), "no samples");
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    Stats {
-        p50: at(0.50),
-        p90: at(0.90),
-        p99: at(0.99),
-        max: at(1.0),
-        samples: latencies.len(),
-    }
-}
-
-fn micros(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 10.0 {
-        format!("{us:.2} µs")
-    } else if us < 100_000.0 {
-        format!("{us:.0} µs")
-    } else {
-        format!("{:.0} ms", us / 1000.0)
-    }
 }
 
 /// The readiness probe as `keymanager serve` answers it (two calls to the management partition).
